@@ -1,0 +1,88 @@
+"""The worker: publish a host snapshot to the `metrics` group every interval."""
+
+import argparse
+import asyncio
+import logging
+import math
+import signal
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from metrics.publisher import GROUP, PUBLISH_ERRORS, WARM_UP, Publisher
+from metrics.store import close_redis
+
+logger = logging.getLogger("metrics")
+
+VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO}
+
+
+def positive_seconds(raw: str) -> float:
+    """Parse --interval: a finite number of seconds, at least 0.5."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+    if not math.isfinite(value) or value < 0.5 or value > 3600:
+        raise argparse.ArgumentTypeError(
+            f"must be between 0.5 and 3600 seconds, got {raw!r}"
+        )
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Collect a psutil snapshot of this host and broadcast it to WebSocket "
+        "clients (group 'metrics') every interval, until SIGTERM or Ctrl-C."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--interval",
+            type=positive_seconds,
+            default=None,
+            help="Seconds between snapshots (default: METRICS_INTERVAL, "
+            f"now {settings.METRICS_INTERVAL:g}).",
+        )
+        parser.add_argument(
+            "--once",
+            action="store_true",
+            help="Publish a single snapshot and exit.",
+        )
+
+    def handle(self, *args, interval: float | None, once: bool, **options) -> None:
+        logger.setLevel(VERBOSITY_LEVELS.get(options["verbosity"], logging.DEBUG))
+        interval = interval or settings.METRICS_INTERVAL
+        if once:
+            asyncio.run(self.publish_once(interval))
+        else:
+            asyncio.run(self.publish_forever(interval))
+
+    async def publish_once(self, interval: float) -> None:
+        publisher = Publisher(get_channel_layer(), interval)
+        await asyncio.sleep(min(WARM_UP, interval))
+        try:
+            event = await publisher.publish_once()
+        except PUBLISH_ERRORS as error:
+            raise CommandError(f"Could not publish to Redis: {error}") from None
+        finally:
+            await close_redis()
+        logger.info("Published one snapshot (%d bytes)", len(event["text"]))
+
+    async def publish_forever(self, interval: float) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        publisher = Publisher(get_channel_layer(), interval)
+        logger.info(
+            "Publishing a snapshot to group %r every %g s; stop with Ctrl-C",
+            GROUP,
+            interval,
+        )
+        try:
+            await publisher.run(stop)
+        finally:
+            await close_redis()
+        logger.info("Stopped after %d snapshot(s)", publisher.published)

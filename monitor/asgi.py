@@ -1,0 +1,27 @@
+"""ASGI entry point: Django for HTTP, the authenticated metrics socket otherwise."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+from django.core.exceptions import ImproperlyConfigured
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitor.settings")
+try:
+    django_asgi_app = get_asgi_application()
+except ImproperlyConfigured as error:
+    raise SystemExit(f"Configuration error: {error}") from None
+
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+
+from accounts.middleware import JWTAuthMiddlewareStack
+from monitor.routing import websocket_urlpatterns
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            JWTAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -1,0 +1,265 @@
+"""Settings for the host-metrics service; the only module that reads the environment.
+
+Every variable is documented in the README with its default and meaning. A missing or
+invalid value raises ImproperlyConfigured at start-up, naming the variable to fix.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a boolean variable: 1/true/yes/on or 0/false/no/off."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false), got {raw!r}.")
+
+
+def env_number(name: str, default: float, minimum: float, maximum: float) -> float:
+    """Read a number of seconds (or similar) within [minimum, maximum]."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(
+            f"{name} must be between {minimum:g} and {maximum:g}, got {raw!r}."
+        )
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Read a comma-separated list; empty items are dropped."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if not items:
+        raise ImproperlyConfigured(f"{name} must list at least one value.")
+    return items
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    """Read one of a fixed set of words (case-insensitive)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.upper() not in choices:
+        allowed = ", ".join(sorted(choices))
+        raise ImproperlyConfigured(f"{name} must be one of {allowed}, got {raw!r}.")
+    return raw.upper()
+
+
+def env_redis_url(name: str, default: str) -> str:
+    """Read a Redis URL (redis://, rediss:// or unix://)."""
+    url = os.environ.get(name, "").strip() or default
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(
+            f"{name} must be a redis://, rediss:// or unix:// URL, got {url!r}."
+        )
+    if parts.scheme == "unix" and not parts.path:
+        raise ImproperlyConfigured(f"{name} must name a socket path, got {url!r}.")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must name a host, got {url!r}.")
+    return url
+
+
+def env_database(name: str, default: str) -> dict:
+    """Read a database URL (sqlite:/// or postgres://) into a DATABASES entry."""
+    url = os.environ.get(name, "").strip() or default
+    try:
+        config = dj_database_url.parse(url)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} is not a valid URL: {error}") from None
+    engine = config.get("ENGINE", "")
+    if engine not in {
+        "django.db.backends.sqlite3",
+        "django.db.backends.postgresql",
+    }:
+        raise ImproperlyConfigured(
+            f"{name} must be a sqlite:/// or postgres:// URL, got {url!r}."
+        )
+    return config
+
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set (or set DJANGO_DEBUG=1 for development)."
+        )
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"]
+)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "accounts",
+    "metrics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "monitor.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "monitor.asgi.application"
+
+DATABASES = {
+    "default": env_database(
+        "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+    )
+}
+
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(
+        seconds=env_number(
+            "JWT_ACCESS_TOKEN_LIFETIME", default=300, minimum=1, maximum=86400
+        )
+    ),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        seconds=env_number(
+            "JWT_REFRESH_TOKEN_LIFETIME", default=86400, minimum=1, maximum=30 * 86400
+        )
+    ),
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY", "") or SECRET_KEY,
+    "UPDATE_LAST_LOGIN": False,
+}
+
+REDIS_URL = env_redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# Prefix of every Redis key and pub/sub channel this service uses, so that several
+# deployments (or a test run) can share one Redis server without seeing each other.
+METRICS_REDIS_PREFIX = os.environ.get("METRICS_REDIS_PREFIX", "").strip() or "monitor"
+
+METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, minimum=0.5, maximum=3600)
+
+# Connection options for every Redis client of ours. redis-py 8 would otherwise
+# close a socket after 5 s without a reply (an idle pub/sub subscriber, taking
+# every WebSocket of the process down with 1011) and refuse more than 100 pooled
+# connections (failing bursts of connects with HTTP 500).
+REDIS_CONNECTION_OPTIONS = {
+    "socket_timeout": None,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 30,
+    "max_connections": 10_000,
+    "retry_on_timeout": True,
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, **REDIS_CONNECTION_OPTIONS}],
+            "prefix": f"{METRICS_REDIS_PREFIX}:",
+        },
+    },
+}
+
+METRICS_LOG_LEVEL = env_choice(
+    "METRICS_LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"}
+)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "metrics": {"level": METRICS_LOG_LEVEL},
+        "accounts": {"level": METRICS_LOG_LEVEL},
+    },
+}

@@ -1,0 +1,48 @@
+import pytest
+import redis
+from django.conf import settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.models import User
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def redis_sync():
+    """A plain Redis client on the test server; fails the run if none is there."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"No Redis at REDIS_URL={settings.REDIS_URL}: {error}", pytrace=False
+        )
+    yield client
+    delete_own_keys(client)
+    client.close()
+
+
+def delete_own_keys(client: redis.Redis) -> None:
+    """Delete the keys under this run's prefix, and nothing else."""
+    keys = list(client.scan_iter(match=f"{settings.METRICS_REDIS_PREFIX}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def clean_redis(redis_sync):
+    """Start and end a test with none of this run's keys in Redis."""
+    delete_own_keys(redis_sync)
+    yield redis_sync
+    delete_own_keys(redis_sync)
+
+
+@pytest.fixture
+def user(db):
+    return User.objects.create_user(username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def access_token(user) -> str:
+    return str(AccessToken.for_user(user))

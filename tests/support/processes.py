@@ -1,0 +1,131 @@
+"""Real child processes for tests: daphne, publish_metrics and redis-server."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:
+    """Wait until `port` accepts connections; fail if `process` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return
+    raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
+
+
+def database_url() -> str:
+    """Return a DATABASE_URL naming the test database the test run is using."""
+    config = connection.settings_dict
+    if config["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{config['NAME']}"
+    user = config.get("USER") or "postgres"
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    host = config.get("HOST") or "127.0.0.1"
+    port = config.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{config['NAME']}"
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    """Environment for a child process of the service, sharing this run's state."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="monitor.settings",
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+        DJANGO_DEBUG="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        METRICS_REDIS_PREFIX=settings.METRICS_REDIS_PREFIX,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a child with SIGTERM, then SIGKILL if it does not exit in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], log: Path) -> Iterator:
+    """Run a child process with output to `log`; always stop it on exit."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+@contextmanager
+def daphne(tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen, int]]:
+    """Serve the project with one real daphne process on a free port."""
+    port = free_port()
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+    args.append("monitor.asgi:application")
+    with running(args, service_env(**env), tmp_path / f"daphne-{port}.log") as proc:
+        wait_for_port(port, proc, START_TIMEOUT)
+        yield proc, port
+
+
+def publisher_args(*flags: str) -> list[str]:
+    """Command line of `manage.py publish_metrics` with extra flags."""
+    return [sys.executable, "manage.py", "publish_metrics", *flags]
+
+
+@contextmanager
+def publisher(tmp_path: Path, *flags: str, **env: str) -> Iterator[subprocess.Popen]:
+    """Run `manage.py publish_metrics` with the given flags."""
+    log = tmp_path / "publisher.log"
+    with running(publisher_args(*flags), service_env(**env), log) as process:
+        yield process
+
+
+@contextmanager
+def redis_server(tmp_path: Path, port: int | None = None) -> Iterator[int]:
+    """Run a private, disposable redis-server on a free port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed")
+    port = port or free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    args += ["--appendonly", "no", "--dir", str(tmp_path)]
+    with running(args, dict(os.environ), tmp_path / f"redis-{port}.log") as proc:
+        wait_for_port(port, proc, START_TIMEOUT)
+        yield port
