@@ -1,0 +1,31 @@
+# One image for the three roles of the service; docker-compose.yml picks the role:
+#   web      daphne --proxy-headers -b 0.0.0.0 -p 8000 monitor.asgi:application (CMD)
+#   worker   python manage.py publish_metrics
+#   migrate  python manage.py migrate --noinput && python manage.py ensure_admin
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Every pinned dependency installs from a manylinux wheel (x86_64, glibc >= 2.34), so
+# the slim image needs no compiler.
+RUN groupadd --system --gid 10001 monitor \
+ && useradd --system --uid 10001 --gid monitor --create-home --home-dir /home/monitor \
+        --shell /usr/sbin/nologin monitor
+
+WORKDIR /app
+
+# Requirements first: the dependency layer is rebuilt only when they change.
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+# The code stays owned by root: the service user can run it but not change it.
+COPY . .
+
+USER monitor
+
+EXPOSE 8000
+
+CMD ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000", "monitor.asgi:application"]
