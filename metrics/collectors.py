@@ -242,10 +242,15 @@ class HostCollector:
         # The publisher may call collect() from more than one worker thread; the
         # read-compare-replace of the baselines must not interleave.
         self._lock = threading.Lock()
-        now = clock()
-        self._cpu = read_cpu(ps)
-        self._network = read_network(ps, now)
-        self._disk = read_disk(ps, now)
+        self.prime()
+
+    def prime(self) -> None:
+        """Take new baselines, so the next collect() covers only the time from now."""
+        with self._lock:
+            now = self._clock()
+            self._cpu = read_cpu(self._ps)
+            self._network = read_network(self._ps, now)
+            self._disk = read_disk(self._ps, now)
 
     def collect(self) -> dict[str, Any]:
         """Return all figures since the previous call (or construction)."""

@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from metrics.publisher import GROUP
 from metrics.store import load_latest
+from metrics.viewers import get_registry
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         try:
             await self.channel_layer.group_add(GROUP, self.channel_name)
             self.joined = True
+            get_registry().add()
             latest = await load_latest()
         except (RedisError, OSError) as error:
             logger.warning("Redis unavailable on connect: %s", error)
@@ -47,6 +49,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         """Leave the group when the socket goes away."""
         if getattr(self, "joined", False):
             self.joined = False
+            get_registry().remove()
             try:
                 await self.channel_layer.group_discard(GROUP, self.channel_name)
             except (RedisError, OSError) as error:

@@ -13,8 +13,10 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from metrics.collectors import HostCollector
+from metrics.leadership import LeaderLock
 from metrics.snapshots import build_snapshot
-from metrics.store import save_latest
+from metrics.store import get_redis, save_heartbeat, save_latest
+from metrics.viewers import count_viewers
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +26,15 @@ EVENT_TYPE = "metrics.snapshot"
 # How long the latest snapshot stays in Redis, in intervals: long enough to bridge
 # one missed tick, short enough that a stopped publisher's figures are not served.
 LATEST_TTL_INTERVALS = 3
+# The leader lock outlives its last renewal by this many intervals; a standby looks
+# twice an interval, so it takes over within 2.5 intervals of the leader's death.
+LEADER_TTL_INTERVALS = 2
 # First retry after a failed publish, doubled up to one interval.
 INITIAL_BACKOFF = 0.5
-# Collect this long after start so CPU and rate figures cover a real period.
-WARM_UP = 1.0
+# Collect this long after starting (or waking) so figures cover a real period.
+WARM_UP = 0.5
+# While nobody watches, look this often for a first viewer.
+IDLE_POLL = 0.25
 
 PUBLISH_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -47,7 +54,11 @@ def next_tick(start: float, interval: float, now: float) -> float:
 
 
 class Publisher:
-    """Collects a snapshot each tick and broadcasts it to the `metrics` group."""
+    """Broadcasts a snapshot to the `metrics` group every interval.
+
+    Only the holder of the leader lock publishes, and only while somebody watches;
+    the others stand by. Redis outages are logged and retried with backoff.
+    """
 
     def __init__(
         self,
@@ -63,6 +74,9 @@ class Publisher:
         self.clock = clock
         self.wall_clock = wall_clock
         self.published = 0
+        self.state = "starting"
+        # The next tick of the publishing schedule; None while not publishing.
+        self.next_tick: float | None = None
 
     async def publish_once(self) -> dict[str, Any]:
         """Collect, store as latest and broadcast one snapshot; return the event."""
@@ -78,34 +92,64 @@ class Publisher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish on the schedule until `stop` is set, riding out Redis outages."""
-        start = self.clock() + min(WARM_UP, self.interval)
-        tick = start
+        lock = LeaderLock(get_redis(), ttl=LEADER_TTL_INTERVALS * self.interval)
+        due = self.clock()
         backoff = 0.0
-        while not await _wait(stop, tick - self.clock()):
-            try:
-                await self.publish_once()
-            except PUBLISH_ERRORS as error:
-                backoff = min(self.interval, backoff * 2 or INITIAL_BACKOFF)
-                logger.warning(
-                    "Publish failed (%s: %s); retrying in %.1f s",
-                    type(error).__name__,
-                    error,
-                    backoff,
-                )
-                tick = self.clock() + backoff
-                continue
-            except Exception:
-                logger.exception("Collecting a snapshot failed; trying next tick")
-            else:
+        try:
+            while not await _wait(stop, due - self.clock()):
+                try:
+                    due = await self.step(lock)
+                except PUBLISH_ERRORS as error:
+                    backoff = min(self.interval, backoff * 2 or INITIAL_BACKOFF)
+                    logger.warning(
+                        "Redis unavailable (%s: %s); retrying in %.1f s",
+                        type(error).__name__,
+                        error,
+                        backoff,
+                    )
+                    self.next_tick = None
+                    due = self.clock() + backoff
+                    continue
                 if backoff:
                     logger.info("Redis is reachable again; publishing resumed")
                     backoff = 0.0
-                    start = tick
-            following = next_tick(start, self.interval, self.clock())
-            missed = round((following - tick) / self.interval) - 1
-            if missed > 0:
-                logger.warning("Collection overran; skipped %d tick(s)", missed)
-            tick = following
+        finally:
+            with contextlib.suppress(*PUBLISH_ERRORS):
+                await lock.release()
+
+    async def step(self, lock: LeaderLock) -> float:
+        """Do what is due now; return the clock time of the next step."""
+        if not await lock.acquire_or_renew():
+            self._enter("standby", "Another publisher is the leader; standing by")
+            self.next_tick = None
+            return self.clock() + self.interval / 2
+        await save_heartbeat(self.wall_clock())
+        if await count_viewers() == 0:
+            self._enter("idle", "Nobody is watching; collection paused")
+            self.next_tick = None
+            return self.clock() + IDLE_POLL
+        if self.next_tick is None:
+            self._enter("publishing", f"Publishing every {self.interval:g} s")
+            await asyncio.to_thread(self.collector.prime)
+            self.next_tick = self.clock() + WARM_UP
+            return self.next_tick
+        due = self.next_tick
+        try:
+            await self.publish_once()
+        except PUBLISH_ERRORS:
+            raise
+        except Exception:
+            logger.exception("Collecting a snapshot failed; trying next tick")
+        self.next_tick = next_tick(due, self.interval, self.clock())
+        missed = round((self.next_tick - due) / self.interval) - 1
+        if missed > 0:
+            logger.warning("Collection overran; skipped %d tick(s)", missed)
+        return self.next_tick
+
+    def _enter(self, state: str, message: str) -> None:
+        if state != self.state:
+            self.state = state
+            logger.info(message)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

@@ -1,13 +1,22 @@
 """The latest snapshot, kept in Redis so that a new client gets it at once."""
 
-import asyncio
 import json
 from typing import Any
 
 from django.conf import settings
 from redis import asyncio as aioredis
 
-_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+from metrics.loop_local import LoopLocal
+
+
+def _make_client() -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL, timeout=5, **settings.REDIS_CONNECTION_OPTIONS
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+_clients = LoopLocal(_make_client)
 
 
 def latest_key() -> str:
@@ -17,19 +26,31 @@ def latest_key() -> str:
 
 def get_redis() -> aioredis.Redis:
     """Return this event loop's Redis client (connections belong to their loop)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, timeout=5, **settings.REDIS_CONNECTION_OPTIONS
-        )
-        client = _clients[loop] = aioredis.Redis(connection_pool=pool)
-    return client
+    return _clients.get()
 
 
 async def save_latest(event: dict[str, Any], ttl: float) -> None:
     """Store the latest snapshot event; it expires after `ttl` seconds."""
     await get_redis().set(latest_key(), json.dumps(event), px=int(ttl * 1000))
+
+
+def heartbeat_key() -> str:
+    """Return the Redis key holding the wall time of the leader's last tick."""
+    return f"{settings.METRICS_REDIS_PREFIX}:publisher:heartbeat"
+
+
+async def save_heartbeat(wall_time: float) -> None:
+    """Record that the leading publisher ticked at `wall_time` (a day's expiry)."""
+    await get_redis().set(heartbeat_key(), repr(wall_time), ex=86400)
+
+
+async def load_heartbeat() -> float | None:
+    """Return the wall time of the leader's last tick, or None if none is known."""
+    raw = await get_redis().get(heartbeat_key())
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 async def load_latest() -> dict[str, Any] | None:
@@ -48,6 +69,6 @@ async def load_latest() -> dict[str, Any] | None:
 
 async def close_redis() -> None:
     """Close this event loop's Redis client, if it made one."""
-    client = _clients.pop(asyncio.get_running_loop(), None)
+    client = _clients.pop()
     if client is not None:
         await client.aclose(close_connection_pool=True)

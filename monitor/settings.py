@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "channels",
+    "monitor",
     "accounts",
     "metrics",
 ]
@@ -214,12 +215,20 @@ SIMPLE_JWT = {
 }
 
 REDIS_URL = env_redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Whether REDIS_URL names a server; if not, the runner starts an embedded one.
+REDIS_URL_IS_SET = bool(os.environ.get("REDIS_URL", "").strip())
 
 # Prefix of every Redis key and pub/sub channel this service uses, so that several
 # deployments (or a test run) can share one Redis server without seeing each other.
 METRICS_REDIS_PREFIX = os.environ.get("METRICS_REDIS_PREFIX", "").strip() or "monitor"
 
 METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, minimum=0.5, maximum=3600)
+
+# Seconds a web process's viewer count outlives the process (one killed with SIGKILL
+# cannot withdraw it); live processes renew theirs ten times as often.
+METRICS_VIEWER_TTL = env_number(
+    "METRICS_VIEWER_TTL", default=30, minimum=1, maximum=600
+)
 
 # Connection options for every Redis client of ours. redis-py 8 would otherwise
 # close a socket after 5 s without a reply (an idle pub/sub subscriber, taking
@@ -228,11 +237,13 @@ METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, minimum=0.5, maximu
 REDIS_CONNECTION_OPTIONS = {
     "socket_timeout": None,
     "socket_connect_timeout": 5,
-    "socket_keepalive": True,
     "health_check_interval": 30,
     "max_connections": 10_000,
     "retry_on_timeout": True,
 }
+if not REDIS_URL.startswith("unix:"):
+    # TCP only: detects a dead peer that never said goodbye (unix sockets can't).
+    REDIS_CONNECTION_OPTIONS["socket_keepalive"] = True
 
 CHANNEL_LAYERS = {
     "default": {
@@ -243,6 +254,10 @@ CHANNEL_LAYERS = {
         },
     },
 }
+
+# The first administrator, created by `ensure_admin` (and the runner) if missing.
+SUPERUSER_USERNAME = os.environ.get("DJANGO_SUPERUSER_USERNAME", "").strip()
+SUPERUSER_PASSWORD = os.environ.get("DJANGO_SUPERUSER_PASSWORD", "")
 
 METRICS_LOG_LEVEL = env_choice(
     "METRICS_LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"}

@@ -1,19 +1,23 @@
 """The project's settings, as the test suite runs them.
 
-Every run gets a Redis key prefix of its own, so tests share a Redis server with
-anything else without touching its keys, and an on-disk SQLite test database, so
-that daphne processes started by the end-to-end tests see the same users.
+Every run gets a Redis key prefix of its own, so the tests share a Redis server with
+anything else without touching its keys. The server is REDIS_URL if set, else a Redis
+on 127.0.0.1:6379, else a private embedded redis-server. The SQLite test database is
+a file, so that daphne processes started by the end-to-end tests see the same users.
 """
 
 import os
 import tempfile
 import uuid
 
+from tests.support.redis_server import ensure_test_redis
+
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-key-never-used-in-production")
 os.environ["METRICS_REDIS_PREFIX"] = f"test-{uuid.uuid4().hex[:12]}"
+ensure_test_redis()
 
-from monitor.settings import *  # noqa: F403
-from monitor.settings import DATABASES
+from monitor.settings import *  # noqa: E402, F403
+from monitor.settings import DATABASES  # noqa: E402
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {

@@ -2,24 +2,15 @@
 
 import json
 import signal
-import time
 
 import pytest
 import redis
 
 from tests.support import processes
+from tests.support.clients import open_socket, receive_json
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_until(condition, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(message)
 
 
 def latest_ts(client: redis.Redis, prefix: str) -> float | None:
@@ -35,15 +26,15 @@ def log_of(tmp_path) -> str:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_the_publisher_cleanly(tmp_path, clean_redis, settings, signum):
+async def test_signal_stops_the_publisher_cleanly(
+    tmp_path, server, access_token, signum
+):
+    ws = await open_socket(server, access_token)
     with processes.publisher(tmp_path, "--interval", "0.5") as publisher:
-        wait_until(
-            lambda: latest_ts(clean_redis, settings.METRICS_REDIS_PREFIX),
-            15,
-            "the publisher published nothing",
-        )
+        assert (await receive_json(ws))["type"] == "metrics"
         publisher.send_signal(signum)
         assert publisher.wait(10) == 0
+    await ws.close()
     log = log_of(tmp_path)
     assert "Stopped after" in log
     assert "Traceback" not in log
@@ -73,39 +64,41 @@ def test_once_without_redis_fails_clearly(tmp_path):
     assert "Traceback" not in log
 
 
-def test_publisher_survives_a_redis_restart(tmp_path, settings):
+async def test_publishing_survives_a_redis_restart(tmp_path, access_token):
     port = processes.free_port()
-    client = redis.Redis(port=port)
-    prefix = settings.METRICS_REDIS_PREFIX
     url = f"redis://127.0.0.1:{port}/0"
-    with processes.publisher(tmp_path, "--interval", "0.5", REDIS_URL=url) as pub:
-        with processes.redis_server(tmp_path, port):
-            before = wait_until(
-                lambda: latest_ts(client, prefix), 15, "nothing published"
-            )
-        wait_until(lambda: "Publish failed" in log_of(tmp_path), 10, "no outage log")
+    with (
+        processes.redis_server(tmp_path, port) as redis_server,
+        processes.daphne(tmp_path, REDIS_URL=url) as (_, web_port),
+        processes.publisher(tmp_path, "--interval", "0.5", REDIS_URL=url) as pub,
+    ):
+        ws = await open_socket(web_port, access_token)
+        before = await receive_json(ws)
+        redis_server.stop()
+        await eventually(
+            lambda: "Redis unavailable" in log_of(tmp_path), 10, "no outage log"
+        )
+        redis_server.start()
+        after = await receive_json(ws, within=20)
+        while after["timestamp"] == before["timestamp"]:
+            after = await receive_json(ws, within=20)
         assert pub.poll() is None
-        with processes.redis_server(tmp_path, port):
-            after = wait_until(
-                lambda: latest_ts(client, prefix), 15, "publishing did not resume"
-            )
-            assert after > before
-            assert pub.poll() is None
+        await ws.close()
     assert "publishing resumed" in log_of(tmp_path)
-    client.close()
 
 
-def test_publisher_waits_for_redis_at_start_up(tmp_path, settings):
+async def test_publisher_waits_for_redis_at_start_up(tmp_path, access_token):
     port = processes.free_port()
-    client = redis.Redis(port=port)
     url = f"redis://127.0.0.1:{port}/0"
     with processes.publisher(tmp_path, "--interval", "0.5", REDIS_URL=url) as pub:
-        wait_until(lambda: "Publish failed" in log_of(tmp_path), 10, "no outage log")
+        await eventually(
+            lambda: "Redis unavailable" in log_of(tmp_path), 10, "no outage log"
+        )
         assert pub.poll() is None
-        with processes.redis_server(tmp_path, port):
-            wait_until(
-                lambda: latest_ts(client, settings.METRICS_REDIS_PREFIX),
-                15,
-                "nothing published once Redis came up",
-            )
-    client.close()
+        with (
+            processes.redis_server(tmp_path, port),
+            processes.daphne(tmp_path, REDIS_URL=url) as (_, web_port),
+        ):
+            ws = await open_socket(web_port, access_token)
+            assert (await receive_json(ws))["type"] == "metrics"
+            await ws.close()

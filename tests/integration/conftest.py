@@ -5,6 +5,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from metrics.store import close_redis
+from metrics.viewers import close_registry
 from monitor.asgi import application
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -15,6 +16,7 @@ async def redis_layer(clean_redis):
     """The project's Redis channel layer, closed with the test's event loop."""
     layer = get_channel_layer()
     yield layer
+    await close_registry()
     await layer.flush()
     await close_redis()
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from metrics.collectors import HostCollector
 from metrics.publisher import GROUP, LATEST_TTL_INTERVALS, Publisher
 from metrics.store import load_latest
+from metrics.viewers import get_registry
 
 
 class SlowCollector(HostCollector):
@@ -46,6 +47,7 @@ async def test_publish_once_broadcasts_and_stores_the_latest(redis_layer, clean_
 async def test_ticks_do_not_drift_by_the_collection_time(redis_layer):
     interval, delay, ticks = 0.4, 0.15, 6
     channel = await subscribe(redis_layer)
+    get_registry().add()
     stop = asyncio.Event()
     publisher = Publisher(redis_layer, interval, collector=SlowCollector(delay))
     running = asyncio.create_task(publisher.run(stop))

@@ -1,7 +1,6 @@
 """Real child processes for tests: daphne, publish_metrics and redis-server."""
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +12,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+
+from monitor.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -69,6 +70,13 @@ def service_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def run_to_end(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a command of the project to completion and capture its output."""
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
     """Stop a child with SIGTERM, then SIGKILL if it does not exit in time."""
     if process.poll() is None:
@@ -110,22 +118,21 @@ def publisher_args(*flags: str) -> list[str]:
 
 
 @contextmanager
-def publisher(tmp_path: Path, *flags: str, **env: str) -> Iterator[subprocess.Popen]:
-    """Run `manage.py publish_metrics` with the given flags."""
-    log = tmp_path / "publisher.log"
+def publisher(
+    tmp_path: Path, *flags: str, log_name: str = "publisher.log", **env: str
+) -> Iterator[subprocess.Popen]:
+    """Run `manage.py publish_metrics` with the given flags, logging to `log_name`."""
+    log = tmp_path / log_name
     with running(publisher_args(*flags), service_env(**env), log) as process:
         yield process
 
 
 @contextmanager
-def redis_server(tmp_path: Path, port: int | None = None) -> Iterator[int]:
-    """Run a private, disposable redis-server on a free port."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed")
-    port = port or free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    args += ["--appendonly", "no", "--dir", str(tmp_path)]
-    with running(args, dict(os.environ), tmp_path / f"redis-{port}.log") as proc:
-        wait_for_port(port, proc, START_TIMEOUT)
-        yield port
+def redis_server(tmp_path: Path, port: int) -> Iterator[EmbeddedRedis]:
+    """Run a private, disposable redis-server on the given TCP port."""
+    server = EmbeddedRedis(tmp_path / f"redis-{port}", port)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

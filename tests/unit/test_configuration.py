@@ -1,11 +1,10 @@
 """Configuration from the environment: bad values stop start-up with a clear message."""
 
-import subprocess
 import sys
 
 import pytest
 
-from tests.support.processes import ROOT, service_env
+from tests.support.processes import run_to_end, service_env
 
 BAD_ENVIRONMENTS = [
     ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY"),
@@ -23,12 +22,6 @@ BAD_ENVIRONMENTS = [
 ]
 
 
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-
-
 @pytest.fixture
 def base_env(db):
     return service_env()
@@ -36,7 +29,9 @@ def base_env(db):
 
 @pytest.mark.parametrize(("overrides", "variable"), BAD_ENVIRONMENTS)
 def test_bad_variable_stops_manage_py_naming_it(base_env, overrides, variable):
-    result = run([sys.executable, "manage.py", "check"], {**base_env, **overrides})
+    result = run_to_end(
+        [sys.executable, "manage.py", "check"], {**base_env, **overrides}
+    )
     assert result.returncode != 0
     assert variable in result.stderr
     assert "Traceback" not in result.stderr
@@ -45,7 +40,7 @@ def test_bad_variable_stops_manage_py_naming_it(base_env, overrides, variable):
 def test_bad_variable_stops_daphne_naming_it(base_env):
     env = {**base_env, "METRICS_INTERVAL": "soon"}
     args = [sys.executable, "-m", "daphne", "-p", "0", "monitor.asgi:application"]
-    result = run(args, env)
+    result = run_to_end(args, env)
     assert result.returncode != 0
     assert "METRICS_INTERVAL" in result.stderr
     assert "Traceback" not in result.stderr
@@ -53,10 +48,10 @@ def test_bad_variable_stops_daphne_naming_it(base_env):
 
 def test_debug_mode_runs_without_a_secret_key(base_env):
     env = {**base_env, "DJANGO_SECRET_KEY": "", "DJANGO_DEBUG": "1"}
-    result = run([sys.executable, "manage.py", "check"], env)
+    result = run_to_end([sys.executable, "manage.py", "check"], env)
     assert result.returncode == 0, result.stderr
 
 
 def test_valid_environment_passes_the_checks(base_env):
-    result = run([sys.executable, "manage.py", "check", "--deploy"], base_env)
+    result = run_to_end([sys.executable, "manage.py", "check", "--deploy"], base_env)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,29 @@
+"""Which Redis the test run uses: REDIS_URL, a local server, or an embedded one."""
+
+import atexit
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from monitor.embedded_redis import EmbeddedRedis
+
+DEFAULT_HOST = ("127.0.0.1", 6379)
+
+
+def local_redis_listening() -> bool:
+    """True when something accepts connections on the default Redis port."""
+    try:
+        socket.create_connection(DEFAULT_HOST, timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def ensure_test_redis() -> None:
+    """Set REDIS_URL for the run: kept if set, else 127.0.0.1:6379, else embedded."""
+    if os.environ.get("REDIS_URL") or local_redis_listening():
+        return
+    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="monitor-test-redis-")))
+    os.environ["REDIS_URL"] = server.start()
+    atexit.register(server.stop)

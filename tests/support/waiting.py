@@ -1,0 +1,19 @@
+"""Waiting for a condition that real processes make true, with a deadline."""
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(condition: Callable[[], T], within: float, message: str) -> T:
+    """Poll `condition` until it is truthy and return it; fail after `within` s."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(message)
