@@ -23,6 +23,9 @@ RUN pip install -r requirements.txt
 
 # The code stays owned by root: the service user can run it but not change it.
 COPY . .
+# The dashboard's static files, served by WhiteNoise (the key is needed only to load
+# the settings here; it is not in the image's environment).
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v 0
 
 USER monitor
 

@@ -24,10 +24,20 @@ MAX_ECHOED_TYPE = 40
 class MetricsConsumer(AsyncJsonWebsocketConsumer):
     """Streams snapshots to one authenticated client and answers its pings."""
 
+    joined = False
+    # Publish time of the snapshot sent on connect: the first broadcast may repeat it.
+    sent_on_connect: float | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also after a crash in a handler, which skips disconnect(): a socket
+            # that is gone must not stay counted as a viewer or subscribed.
+            await self.leave()
+
     async def connect(self) -> None:
         """Accept, then close with 4001 unless the middleware found a user."""
-        self.joined = False
-        self.last_ts = float("-inf")
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -43,17 +53,23 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_INTERNAL_ERROR)
             return
         if latest is not None:
-            await self.metrics_snapshot(latest)
+            await self.send(text_data=latest["text"])
+            self.sent_on_connect = latest["ts"]
 
     async def disconnect(self, code: int) -> None:
         """Leave the group when the socket goes away."""
-        if getattr(self, "joined", False):
-            self.joined = False
-            get_registry().remove()
-            try:
-                await self.channel_layer.group_discard(GROUP, self.channel_name)
-            except (RedisError, OSError) as error:
-                logger.warning("Could not leave group on disconnect: %s", error)
+        await self.leave()
+
+    async def leave(self) -> None:
+        """Stop counting this client and leave the group (once)."""
+        if not self.joined:
+            return
+        self.joined = False
+        get_registry().remove()
+        try:
+            await self.channel_layer.group_discard(GROUP, self.channel_name)
+        except (RedisError, OSError) as error:
+            logger.warning("Could not leave group on disconnect: %s", error)
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         """Answer a client frame: pong for a ping, an error message for the rest."""
@@ -62,7 +78,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.send_error("invalid JSON")
             return
         if not isinstance(content, dict):
@@ -81,8 +97,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "message": message})
 
     async def metrics_snapshot(self, event: dict[str, Any]) -> None:
-        """Forward a snapshot event, once, in order (its text is already JSON)."""
-        if event["ts"] <= self.last_ts:
-            return
-        self.last_ts = event["ts"]
+        """Forward a snapshot event (its text is already JSON) to the client."""
+        if self.sent_on_connect is not None:
+            # Published between joining the group and reading the latest snapshot?
+            repeated = event["ts"] <= self.sent_on_connect
+            self.sent_on_connect = None
+            if repeated:
+                return
         await self.send(text_data=event["text"])

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from metrics.collectors import HostCollector
 from metrics.leadership import LeaderLock
 from metrics.snapshots import build_snapshot
-from metrics.store import get_redis, save_heartbeat, save_latest
+from metrics.store import get_redis, save_heartbeat, store_snapshot
 from metrics.viewers import count_viewers
 
 logger = logging.getLogger(__name__)
@@ -77,14 +77,17 @@ class Publisher:
         self.state = "starting"
         # The next tick of the publishing schedule; None while not publishing.
         self.next_tick: float | None = None
+        # When the collector's baselines were last taken (clock time).
+        self.primed_at: float | None = None
 
     async def publish_once(self) -> dict[str, Any]:
         """Collect, store as latest and broadcast one snapshot; return the event."""
         data = await asyncio.to_thread(self.collector.collect)
+        self.primed_at = self.clock()
         published_at = self.wall_clock()
         snapshot = build_snapshot(data, datetime.fromtimestamp(published_at, tz=UTC))
         event = make_event(snapshot, published_at)
-        await save_latest(event, ttl=LATEST_TTL_INTERVALS * self.interval)
+        await store_snapshot(event, ttl=LATEST_TTL_INTERVALS * self.interval)
         await self.channel_layer.group_send(GROUP, event)
         self.published += 1
         logger.debug("Published snapshot %s", snapshot["timestamp"])
@@ -122,17 +125,21 @@ class Publisher:
         if not await lock.acquire_or_renew():
             self._enter("standby", "Another publisher is the leader; standing by")
             self.next_tick = None
+            # Fresh baselines let a standby that takes over publish at once.
+            await self.prime()
             return self.clock() + self.interval / 2
-        await save_heartbeat(self.wall_clock())
+        await save_heartbeat(self.wall_clock(), self.interval)
         if await count_viewers() == 0:
             self._enter("idle", "Nobody is watching; collection paused")
             self.next_tick = None
             return self.clock() + IDLE_POLL
         if self.next_tick is None:
             self._enter("publishing", f"Publishing every {self.interval:g} s")
-            await asyncio.to_thread(self.collector.prime)
-            self.next_tick = self.clock() + WARM_UP
-            return self.next_tick
+            if self.primed_at is None or self.clock() - self.primed_at > self.interval:
+                await self.prime()
+                self.next_tick = self.clock() + WARM_UP
+                return self.next_tick
+            self.next_tick = self.clock()
         due = self.next_tick
         try:
             await self.publish_once()
@@ -146,6 +153,11 @@ class Publisher:
             logger.warning("Collection overran; skipped %d tick(s)", missed)
         return self.next_tick
 
+    async def prime(self) -> None:
+        """Take new counter baselines for the next snapshot's rates."""
+        await asyncio.to_thread(self.collector.prime)
+        self.primed_at = self.clock()
+
     def _enter(self, state: str, message: str) -> None:
         if state != self.state:
             self.state = state
@@ -156,5 +168,8 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep up to `seconds`; return True at once if `stop` is set."""
     if seconds > 0:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+            # cancellation that arrives as the wait ends.
+            async with asyncio.timeout(seconds):
+                await stop.wait()
     return stop.is_set()

@@ -1,8 +1,12 @@
-"""The latest snapshot, kept in Redis so that a new client gets it at once."""
+"""Snapshots kept in Redis: the latest, for a client that connects between ticks, and
+a bounded history, for a dashboard that opens with the last minutes drawn."""
 
+import functools
 import json
+import socket
 from typing import Any
 
+import redis
 from django.conf import settings
 from redis import asyncio as aioredis
 
@@ -29,9 +33,24 @@ def get_redis() -> aioredis.Redis:
     return _clients.get()
 
 
-async def save_latest(event: dict[str, Any], ttl: float) -> None:
-    """Store the latest snapshot event; it expires after `ttl` seconds."""
-    await get_redis().set(latest_key(), json.dumps(event), px=int(ttl * 1000))
+def history_key() -> str:
+    """Return the Redis sorted set of recent snapshots, scored by publish time."""
+    return f"{settings.METRICS_REDIS_PREFIX}:history"
+
+
+async def store_snapshot(event: dict[str, Any], ttl: float) -> None:
+    """Store a snapshot event as the latest (expiring after `ttl` s) and in history.
+
+    History keeps METRICS_HISTORY_SECONDS of snapshots; older ones are trimmed here,
+    so the set stays bounded whatever the interval.
+    """
+    keep = settings.METRICS_HISTORY_SECONDS
+    async with get_redis().pipeline(transaction=False) as pipe:
+        pipe.set(latest_key(), json.dumps(event), px=int(ttl * 1000))
+        pipe.zadd(history_key(), {event["text"]: event["ts"]})
+        pipe.zremrangebyscore(history_key(), "-inf", f"({event['ts'] - keep}")
+        pipe.expire(history_key(), int(keep) + 60)
+        await pipe.execute()
 
 
 def heartbeat_key() -> str:
@@ -39,18 +58,51 @@ def heartbeat_key() -> str:
     return f"{settings.METRICS_REDIS_PREFIX}:publisher:heartbeat"
 
 
-async def save_heartbeat(wall_time: float) -> None:
-    """Record that the leading publisher ticked at `wall_time` (a day's expiry)."""
-    await get_redis().set(heartbeat_key(), repr(wall_time), ex=86400)
+async def save_heartbeat(wall_time: float, interval: float) -> None:
+    """Record that the leading publisher, on `interval`, ticked at `wall_time`."""
+    beat = {"at": wall_time, "interval": interval, "host": socket.gethostname()}
+    await get_redis().set(heartbeat_key(), json.dumps(beat), ex=86400)
 
 
-async def load_heartbeat() -> float | None:
-    """Return the wall time of the leader's last tick, or None if none is known."""
-    raw = await get_redis().get(heartbeat_key())
+def parse_heartbeat(raw: bytes | None) -> dict[str, Any] | None:
+    """Decode a stored heartbeat; None if absent or garbled."""
     try:
-        return float(raw) if raw is not None else None
-    except ValueError:
+        beat = json.loads(raw) if raw is not None else None
+        return {
+            "at": float(beat["at"]),
+            "interval": float(beat["interval"]),
+            "host": str(beat.get("host", "")),
+        }
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
+
+
+async def load_heartbeat() -> dict[str, Any] | None:
+    """Return the leader's last tick (wall time `at`, `interval`, `host`) if known."""
+    return parse_heartbeat(await get_redis().get(heartbeat_key()))
+
+
+def load_heartbeat_sync() -> dict[str, Any] | None:
+    """load_heartbeat() for synchronous views."""
+    return parse_heartbeat(get_sync_redis().get(heartbeat_key()))
+
+
+@functools.cache
+def get_sync_redis() -> redis.Redis:
+    """A thread-safe blocking client, for synchronous views."""
+    options = dict(settings.REDIS_CONNECTION_OPTIONS, socket_timeout=5)
+    return redis.Redis.from_url(settings.REDIS_URL, **options)
+
+
+def load_history(since: float) -> tuple[list[str], dict[str, Any] | None]:
+    """Return the snapshot texts published since wall time `since`, oldest first,
+    with the publisher's heartbeat."""
+    client = get_sync_redis()
+    with client.pipeline(transaction=False) as pipe:
+        pipe.zrangebyscore(history_key(), since, "+inf")
+        pipe.get(heartbeat_key())
+        texts, beat = pipe.execute()
+    return [text.decode() for text in texts], parse_heartbeat(beat)
 
 
 async def load_latest() -> dict[str, Any] | None:

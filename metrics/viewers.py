@@ -96,8 +96,11 @@ class ViewerRegistry:
                 logger.warning("Could not record the viewer count: %s", error)
                 await asyncio.sleep(RETRY_DELAY)
                 continue
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+            # cancellation that arrives as the wait ends, and close() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), heartbeat)
+                async with asyncio.timeout(heartbeat):
+                    await self._changed.wait()
 
     async def close(self) -> None:
         """Stop renewing and delete this process's count."""

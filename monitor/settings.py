@@ -133,6 +133,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -186,6 +187,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the collected files (`collectstatic`, which ./run and the image
+# run) with far-future caching of their hashed names; no CDN, no separate server.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -195,7 +204,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+    ],
 }
 
 SIMPLE_JWT = {
@@ -223,6 +235,11 @@ REDIS_URL_IS_SET = bool(os.environ.get("REDIS_URL", "").strip())
 METRICS_REDIS_PREFIX = os.environ.get("METRICS_REDIS_PREFIX", "").strip() or "monitor"
 
 METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, minimum=0.5, maximum=3600)
+
+# Seconds of snapshots kept in Redis for /api/metrics/history (and the dashboard).
+METRICS_HISTORY_SECONDS = env_number(
+    "METRICS_HISTORY_SECONDS", default=900, minimum=60, maximum=86400
+)
 
 # Seconds a web process's viewer count outlives the process (one killed with SIGKILL
 # cannot withdraw it); live processes renew theirs ten times as often.

@@ -29,6 +29,8 @@ class Child:
     args: Sequence[str]
     env: dict[str, str]
     pass_fds: Sequence[int] = ()
+    # Stopped after the others (Redis, which they use until they exit).
+    stop_last: bool = False
     process: subprocess.Popen | None = None
     restarts: deque = field(default_factory=deque)
 
@@ -67,7 +69,7 @@ class Supervisor:
         """Start every child and supervise until SIGINT/SIGTERM; then stop them."""
         previous = {
             signum: signal.signal(signum, self.request_stop)
-            for signum in (signal.SIGINT, signal.SIGTERM)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         }
         try:
             for child in self.children:
@@ -105,14 +107,20 @@ class Supervisor:
             child.start()
 
     def stop_all(self) -> None:
-        """Stop children in reverse order: SIGTERM, then SIGKILL if it lingers."""
-        for child in reversed(self.children):
-            if child.process is None or child.exit_status() is not None:
-                continue
-            child.process.terminate()
-            try:
-                child.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop in time; killing it", child.name)
-                child.process.kill()
-                child.process.wait()
+        """SIGTERM the children together (stop_last ones after the rest), then
+        SIGKILL any that linger."""
+        first = [child for child in self.children if not child.stop_last]
+        last = [child for child in self.children if child.stop_last]
+        for group in (first, last):
+            running = [child for child in group if child.exit_status() is None]
+            running = [child for child in running if child.process is not None]
+            for child in running:
+                child.process.terminate()
+            deadline = self.clock() + STOP_TIMEOUT
+            for child in running:
+                try:
+                    child.process.wait(max(deadline - self.clock(), 0.1))
+                except subprocess.TimeoutExpired:
+                    logger.warning("%s did not stop in time; killing it", child.name)
+                    child.process.kill()
+                    child.process.wait()

@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from metrics.views import DashboardView
 from monitor.health import healthz, readyz
 
 urlpatterns = [
+    path("", DashboardView.as_view(), name="dashboard"),
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
+    path("api/metrics/", include("metrics.urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

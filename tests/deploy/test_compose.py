@@ -6,6 +6,7 @@ of a real daphne process.
 """
 
 import asyncio
+import http.cookiejar
 import json
 import os
 import re
@@ -13,12 +14,14 @@ import shlex
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import django
 import pytest
 import yaml
+from django.contrib.auth.hashers import make_password
 
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
@@ -345,8 +348,10 @@ def test_nginx_config_forwards_client_headers(nginx_config, prefix):
     location = nginx_location(nginx_config, prefix)
     applied = location if "proxy_set_header" in location else nginx_config
     for header, value in [
-        ("Host", "$host"),
-        ("X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+        # $http_host keeps the port, which Django's CSRF origin check compares.
+        ("Host", "$http_host"),
+        # Not appended to the client's own (spoofable) X-Forwarded-For.
+        ("X-Forwarded-For", "$remote_addr"),
         ("X-Forwarded-Proto", "$scheme"),
     ]:
         pattern = rf"proxy_set_header\s+{header}\s+{re.escape(value)};"
@@ -449,3 +454,48 @@ async def test_nginx_proxies_websocket_and_http(nginx_port, access_token):
         assert reply == {"type": "pong"}
     finally:
         await ws.close()
+
+
+def admin_login_through(port: int, username: str, password: str) -> tuple[int, str]:
+    """Log in to the admin as a browser would; return the POST's status and target."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(jar), NoRedirect()
+    )
+    base = f"http://127.0.0.1:{port}"
+    with opener.open(f"{base}/admin/login/", timeout=15) as response:
+        page = response.read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "username": username, "password": password}
+    ).encode()
+    request = urllib.request.Request(  # noqa: S310 - our own http:// URL
+        f"{base}/admin/login/?next=/admin/",
+        data=form,
+        headers={"Origin": base, "Referer": f"{base}/admin/login/"},
+    )
+    try:
+        with opener.open(request, timeout=15) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers.get("Location", "")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_admin_login_works_through_nginx(nginx_port, django_user_model):
+    await django_user_model.objects.acreate(
+        username="boss",
+        password=make_password("s3cret-enough", hasher="pbkdf2_sha256"),
+        is_staff=True,
+        is_superuser=True,
+    )
+    status, location = await asyncio.to_thread(
+        admin_login_through, nginx_port, "boss", "s3cret-enough"
+    )
+    assert (status, location) == (302, "/admin/")

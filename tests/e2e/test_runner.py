@@ -99,6 +99,27 @@ async def test_runner_serves_restarts_workers_and_stops_cleanly(
     assert "Stopped." in output
 
 
+async def test_closing_the_terminal_stops_everything(tmp_path, clean_environment):
+    port = processes.free_port()
+    log = tmp_path / "runner.log"
+    args = [sys.executable, "manage.py", "runservice", "--port", str(port)]
+    args += ["--workers", "1"]
+    with processes.running(args, clean_environment, log) as runner:
+        await eventually(
+            lambda: "Host monitor is running" in log.read_text(), 60, "no banner"
+        )
+        supervisor = psutil.Process(runner.pid)
+        descendants = await eventually(
+            lambda: len(supervisor.children()) >= 3 and supervisor.children(),
+            15,
+            "redis, a worker and the publisher did not all start",
+        )
+        runner.send_signal(signal.SIGHUP)
+        assert runner.wait(30) == 0
+    _, alive = psutil.wait_procs(descendants, timeout=5)
+    assert alive == []
+
+
 def test_runner_refuses_a_port_in_use(tmp_path, clean_environment):
     with processes.daphne(tmp_path) as (_, port):
         args = [sys.executable, "manage.py", "runservice", "--port", str(port)]
@@ -109,7 +130,8 @@ def test_runner_refuses_a_port_in_use(tmp_path, clean_environment):
 
 
 @pytest.mark.parametrize(
-    "flags", [["--workers", "0"], ["--workers", "many"], ["--port", "70000"]]
+    "flags",
+    [["--workers", "0"], ["--workers", "many"], ["--port", "70000"], ["--host", "::1"]],
 )
 def test_runner_refuses_bad_flags(clean_environment, flags):
     args = [sys.executable, "manage.py", "runservice", *flags]

@@ -34,6 +34,11 @@ async def arrivals(ws, count: int) -> list[tuple[float, str]]:
     return received
 
 
+def heartbeat_at(client, settings) -> float:
+    raw = client.get(f"{settings.METRICS_REDIS_PREFIX}:publisher:heartbeat")
+    return json.loads(raw)["at"] if raw else 0.0
+
+
 def leader_and_standby(tmp_path, publishers):
     """Tell the two publishers apart by what each logged."""
     logs = [(tmp_path / f"publisher-{n}.log").read_text() for n in (1, 2)]
@@ -76,18 +81,27 @@ async def test_publisher_idles_without_viewers_and_wakes_within_a_second(
 ):
     latest = f"{settings.METRICS_REDIS_PREFIX}:latest"
     log = tmp_path / "publisher.log"
-    with processes.publisher(tmp_path, "--interval", "2"):
+    with processes.publisher(tmp_path, "--interval", "2", "-v", "2"):
         await eventually(
             lambda: "Nobody is watching" in log.read_text(), 15, "never idle"
         )
-        await asyncio.sleep(1.0)
+        # Idle across more than two intervals: the leader keeps ticking (its
+        # heartbeat moves) but neither collects nor publishes.
+        first_beat = heartbeat_at(clean_redis, settings)
+        await eventually(
+            lambda: heartbeat_at(clean_redis, settings) > first_beat + 4.5,
+            15,
+            "the idle leader stopped ticking",
+        )
         assert clean_redis.get(latest) is None
+        assert "Published" not in log.read_text()
 
         ws = await open_socket(server, access_token)
         connected_at = time.monotonic()
         message = await receive_json(ws, within=5)
         assert message["type"] == "metrics"
         assert time.monotonic() - connected_at < 1.0
+        assert "Published snapshot" in log.read_text()
         await ws.close()
 
         await eventually(
@@ -105,7 +119,7 @@ async def test_viewer_count_follows_clients_and_forgets_a_killed_worker(
         for ws in sockets:
             await ws.send(json.dumps({"type": "ping"}))
             assert await receive_json(ws) == {"type": "pong"}
-        assert await count_viewers() == 3
+        await eventually_async(count_viewers, 3, "three clients were not counted")
         await sockets.pop().close()
         await eventually_async(count_viewers, 2, "closing a client was not counted")
         worker.send_signal(signal.SIGKILL)

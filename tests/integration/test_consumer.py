@@ -5,11 +5,15 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from metrics.consumers import CLOSE_UNAUTHORIZED
+from metrics.consumers import CLOSE_UNAUTHORIZED, MetricsConsumer
 from metrics.publisher import GROUP, make_event
-from metrics.store import save_latest
+from metrics.store import store_snapshot
+from metrics.viewers import get_registry
+from monitor.asgi import application
+from tests.integration.conftest import ORIGIN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,7 +103,7 @@ async def test_unknown_type_in_error_is_truncated(communicator, access_token):
 
 async def test_latest_snapshot_is_sent_at_once_on_connect(communicator, access_token):
     event = snapshot_event(1000.0, "latest")
-    await save_latest(event, ttl=60)
+    await store_snapshot(event, ttl=60)
     comm = await connect(communicator, access_token)
     assert await comm.receive_from(timeout=2) == event["text"]
 
@@ -124,7 +128,7 @@ async def test_snapshot_both_stored_and_broadcast_arrives_once(
     communicator, redis_layer, access_token
 ):
     event = snapshot_event(3000.0, "both")
-    await save_latest(event, ttl=60)
+    await store_snapshot(event, ttl=60)
     comm = await connect(communicator, access_token)
     await redis_layer.group_send(GROUP, event)
     assert await comm.receive_from(timeout=5) == event["text"]
@@ -135,7 +139,7 @@ async def test_older_snapshot_after_newer_is_not_sent(
     communicator, redis_layer, access_token
 ):
     newer, older = snapshot_event(5000.0, "newer"), snapshot_event(4000.0, "older")
-    await save_latest(newer, ttl=60)
+    await store_snapshot(newer, ttl=60)
     comm = await connect(communicator, access_token)
     assert await comm.receive_from(timeout=5) == newer["text"]
     await redis_layer.group_send(GROUP, older)
@@ -175,3 +179,39 @@ async def test_snapshot_text_is_sent_verbatim(communicator, redis_layer, access_
     await redis_layer.group_send(GROUP, event)
     message = json.loads(await comm.receive_from(timeout=5))
     assert message["data"]["marker"] == "verbatim"
+
+
+async def test_deeply_nested_json_gets_error_and_socket_stays_open(
+    communicator, access_token
+):
+    comm = await connect(communicator, access_token)
+    await comm.send_to(text_data="[" * 100_000)
+    assert await comm.receive_json_from(timeout=5) == {
+        "type": "error",
+        "message": "invalid JSON",
+    }
+    await comm.send_json_to({"type": "ping"})
+    assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+
+
+async def test_unknown_socket_path_is_refused(redis_layer, access_token):
+    comm = WebsocketCommunicator(
+        application, f"/api/ws/other?token={access_token}", headers=[ORIGIN]
+    )
+    connected, _ = await comm.connect()
+    assert not connected
+
+
+async def test_crashed_consumer_is_not_counted_as_a_viewer(
+    communicator, access_token, monkeypatch
+):
+    async def broken(self, text_data=None, bytes_data=None):
+        raise RuntimeError("a bug in a handler")
+
+    comm = await connect(communicator, access_token)
+    assert get_registry().count == 1
+    monkeypatch.setattr(MetricsConsumer, "receive", broken)
+    await comm.send_to(text_data="{}")
+    with pytest.raises(RuntimeError):
+        await comm.wait(timeout=5)
+    assert get_registry().count == 0

@@ -11,18 +11,18 @@ from monitor.embedded_redis import EmbeddedRedis
 DEFAULT_HOST = ("127.0.0.1", 6379)
 
 
-def local_redis_listening() -> bool:
-    """True when something accepts connections on the default Redis port."""
+def listening(address: tuple[str, int]) -> bool:
+    """True when something accepts TCP connections at `address`."""
     try:
-        socket.create_connection(DEFAULT_HOST, timeout=0.5).close()
+        socket.create_connection(address, timeout=0.5).close()
     except OSError:
         return False
     return True
 
 
-def ensure_test_redis() -> None:
+def ensure_test_redis(default: tuple[str, int] = DEFAULT_HOST) -> None:
     """Set REDIS_URL for the run: kept if set, else 127.0.0.1:6379, else embedded."""
-    if os.environ.get("REDIS_URL") or local_redis_listening():
+    if os.environ.get("REDIS_URL") or listening(default):
         return
     server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="monitor-test-redis-")))
     os.environ["REDIS_URL"] = server.start()

@@ -43,9 +43,13 @@ def port_number(raw: str) -> int:
 def listening_socket(host: str, port: int) -> socket.socket:
     """Bind the socket every daphne worker accepts on (passed to them with --fd)."""
     try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        info = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0]
     except socket.gaierror as error:
-        raise CommandError(f"Cannot use --host {host!r}: {error}") from None
+        # daphne adopts a shared socket as IPv4 only (its fd: endpoint).
+        raise CommandError(
+            f"Cannot use --host {host!r}: {error.strerror}; give an IPv4 address "
+            "or name (put an IPv6-capable proxy in front for IPv6)."
+        ) from None
     sock = socket.socket(info[0], socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -95,7 +99,13 @@ class Command(BaseCommand):
                 redis = EmbeddedRedis(Path(state) / "redis")
                 env["REDIS_URL"] = redis.start()
                 children.append(
-                    Child("redis-server", redis.command(), env, process=redis.process)
+                    Child(
+                        "redis-server",
+                        redis.command(),
+                        env,
+                        stop_last=True,
+                        process=redis.process,
+                    )
                 )
                 self.stdout.write(
                     "Started an embedded Redis (set REDIS_URL to use yours)."
@@ -115,8 +125,9 @@ class Command(BaseCommand):
         self.stdout.write("Stopped.")
 
     def prepare(self) -> None:
-        """Bring the database up to date and make sure someone can log in."""
+        """Migrate, collect static files, and make sure someone can log in."""
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
         call_command("ensure_admin", generate=True, stdout=self.stdout)
 
     def service_children(
@@ -138,12 +149,14 @@ class Command(BaseCommand):
         return children
 
     def announce(self, host: str, port: int, workers: int) -> None:
-        shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
-        shown = f"[{shown}]" if ":" in shown else shown
+        shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host  # noqa: S104
         self.stdout.write(
             f"\nHost monitor is running on {shown}:{port} "
             f"with {workers} web worker(s).\n"
-            f"  Admin:     http://{shown}:{port}/admin/ (the administrator above)\n"
+            f"  Dashboard: http://{shown}:{port}/\n"
+            f"  Admin:     http://{shown}:{port}/admin/\n"
+            "  Log in as the administrator above, or as any account you made before\n"
+            "  (forgot the password? python manage.py changepassword admin).\n"
             f"  Log in:    POST http://{shown}:{port}/api/auth/login\n"
             f"  Stream:    ws://{shown}:{port}/api/ws/metrics?token=<access token>\n"
             "Ctrl-C stops everything.\n"

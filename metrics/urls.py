@@ -1,0 +1,9 @@
+from django.urls import path
+
+from metrics.views import HistoryView
+
+app_name = "metrics"
+
+urlpatterns = [
+    path("history", HistoryView.as_view(), name="history"),
+]

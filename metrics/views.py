@@ -1,0 +1,68 @@
+"""HTTP views of the metrics app: the recent history of snapshots."""
+
+import json
+import re
+import time
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.views.generic import TemplateView
+from redis.exceptions import RedisError
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from metrics.store import load_heartbeat_sync, load_history
+
+
+class RedisUnavailable(APIException):
+    status_code = 503
+    default_detail = "Metrics storage is unavailable; try again shortly."
+    default_code = "redis_unavailable"
+
+
+def parse_seconds(raw: str | None, limit: float) -> int:
+    """Validate the `seconds` query parameter: a whole number from 1 to `limit`."""
+    if raw is None:
+        return int(limit)
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or not 1 <= int(raw) <= limit:
+        raise ValidationError(
+            {"seconds": [f"must be a whole number from 1 to {int(limit)}"]}
+        )
+    return int(raw)
+
+
+class HistoryView(APIView):
+    """GET the snapshots of the last `seconds` (default and most: the kept history)."""
+
+    def get(self, request: Request) -> HttpResponse:
+        seconds = parse_seconds(
+            request.query_params.get("seconds"), settings.METRICS_HISTORY_SECONDS
+        )
+        try:
+            texts, beat = load_history(time.time() - seconds)
+        except (RedisError, OSError):
+            raise RedisUnavailable from None
+        interval = beat["interval"] if beat else settings.METRICS_INTERVAL
+        host = beat["host"] if beat else ""
+        head = json.dumps({"interval": interval, "seconds": seconds, "host": host})
+        # The snapshots are stored as the JSON clients receive; splice them in as is.
+        body = f'{head[:-1]}, "snapshots": [{",".join(texts)}]}}'
+        return HttpResponse(body, content_type="application/json")
+
+
+class DashboardView(TemplateView):
+    """The browser dashboard: a login form, then live charts (all in JavaScript)."""
+
+    template_name = "metrics/dashboard.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        """Add the monitored host's name, as its publisher last reported it."""
+        context = super().get_context_data(**kwargs)
+        try:
+            beat = load_heartbeat_sync()
+        except (RedisError, OSError):
+            beat = None
+        context["host_name"] = beat["host"] if beat else ""
+        return context
