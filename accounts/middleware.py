@@ -6,26 +6,42 @@ from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
-from accounts.tokens import get_user_for_token
+from accounts.tokens import authenticate_token
+
+# Browsers cannot set headers on a WebSocket, but can offer subprotocols:
+# new WebSocket(url, ["bearer", token]) keeps the token out of the URL.
+BEARER_PROTOCOL = "bearer"
 
 
-def get_query_token(scope: dict) -> str:
-    """Return the `token` query parameter of a connection scope, or ""."""
+def get_socket_token(scope: dict) -> str:
+    """Return the token offered as subprotocols `bearer, <jwt>`, else `?token=`."""
+    protocols = scope.get("subprotocols") or []
+    if len(protocols) >= 2 and protocols[0] == BEARER_PROTOCOL:
+        return protocols[1]
     query = scope.get("query_string", b"").decode("latin-1")
     values = parse_qs(query).get("token", [])
     return values[0] if values else ""
 
 
 class JWTAuthMiddleware(BaseMiddleware):
-    """Sets scope["user"] to the token's active user, or AnonymousUser.
+    """Sets scope["user"] to the token's active user (or AnonymousUser) and
+    scope["token_expires_at"] to the token's expiry.
 
     It never rejects a connection itself: the consumer accepts and then closes
     with 4001, which a browser can see (a close before accept becomes HTTP 403).
     """
 
     async def __call__(self, scope, receive, send):
-        user = await database_sync_to_async(get_user_for_token)(get_query_token(scope))
-        scope = dict(scope, user=user or AnonymousUser())
+        # Not thread-sensitive: a storm of connects checks tokens on the thread pool
+        # in parallel instead of queueing on the one thread Django's ORM prefers.
+        found = await database_sync_to_async(
+            authenticate_token, thread_sensitive=False
+        )(get_socket_token(scope))
+        scope = dict(
+            scope,
+            user=found.user if found else AnonymousUser(),
+            token_expires_at=found.expires_at if found else None,
+        )
         return await super().__call__(scope, receive, send)
 
 

@@ -1,4 +1,6 @@
-"""Turn a raw access token into the active user it names."""
+"""Turn a raw access token into the active user it names, and when it expires."""
+
+from dataclasses import dataclass
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -6,17 +8,26 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 
-def get_user_for_token(raw_token: str) -> AbstractBaseUser | None:
-    """Return the active user of a valid access token, or None for any failure.
+@dataclass(frozen=True)
+class TokenAuthentication:
+    """An access token's active user, and the token's expiry (Unix time)."""
+
+    user: AbstractBaseUser
+    expires_at: float
+
+
+def authenticate_token(raw_token: object) -> TokenAuthentication | None:
+    """Check an access token; return its user and expiry, or None for any failure.
 
     Signature, algorithm, expiry and token type ("access" only) are checked by
     SimpleJWT; the user must still exist and be active.
     """
-    if not raw_token:
+    if not isinstance(raw_token, str) or not raw_token:
         return None
     authentication = JWTAuthentication()
     try:
         validated = authentication.get_validated_token(raw_token)
-        return authentication.get_user(validated)
-    except (AuthenticationFailed, ValidationError, ValueError, TypeError):
+        user = authentication.get_user(validated)
+        return TokenAuthentication(user=user, expires_at=float(validated["exp"]))
+    except (AuthenticationFailed, ValidationError, ValueError, TypeError, KeyError):
         return None

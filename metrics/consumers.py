@@ -1,20 +1,35 @@
 """The metrics WebSocket: authenticated clients receive every snapshot."""
 
+import asyncio
 import json
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from redis.exceptions import RedisError
 
+from accounts.middleware import BEARER_PROTOCOL
+from accounts.revocation import user_group
+from accounts.tokens import authenticate_token
+from metrics.permissions import can_watch
 from metrics.publisher import GROUP
+from metrics.ratelimit import TokenBucket
+from metrics.snapshots import format_timestamp
 from metrics.store import load_latest
 from metrics.viewers import get_registry
 
 logger = logging.getLogger(__name__)
 
-# Close codes of our own, in the application range 4000-4999.
+# Close codes of our own, in the application range 4000-4999 (daphne turns any
+# other code but 1000 into 1011).
 CLOSE_UNAUTHORIZED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_POLICY_VIOLATION = 4008
+CLOSE_MESSAGE_TOO_BIG = 4009
 # Daphne reports any server-side failure to the client as 1011.
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -22,28 +37,55 @@ MAX_ECHOED_TYPE = 40
 
 
 class MetricsConsumer(AsyncJsonWebsocketConsumer):
-    """Streams snapshots to one authenticated client and answers its pings."""
+    """Streams snapshots to one authenticated client and answers its frames."""
 
     joined = False
+    # Set once the user is known to be allowed; frames before that are ignored.
+    authorized = False
     # Publish time of the snapshot sent on connect: the first broadcast may repeat it.
     sent_on_connect: float | None = None
+    expires_at: float | None = None
+    expiry_task: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except (RedisError, OSError) as error:
+            if hasattr(self, "channel_name"):
+                raise
+            # Channels could not make this socket's channel: Redis is down. Tell the
+            # client to come back later instead of failing the handshake with 500.
+            logger.warning("Redis unavailable on connect: %s", error)
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
         finally:
             # Also after a crash in a handler, which skips disconnect(): a socket
             # that is gone must not stay counted as a viewer or subscribed.
             await self.leave()
 
     async def connect(self) -> None:
-        """Accept, then close with 4001 unless the middleware found a user."""
-        await self.accept()
+        """Accept, then close with 4001/4003 unless the user may watch."""
+        offered = self.scope.get("subprotocols") or []
+        # Echo the protocol name only: never the token that follows it.
+        await self.accept(BEARER_PROTOCOL if BEARER_PROTOCOL in offered else None)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
+        if settings.METRICS_REQUIRED_PERMISSION and not await database_sync_to_async(
+            can_watch
+        )(user):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.authorized = True
+        self.bucket = TokenBucket(
+            settings.METRICS_WS_MESSAGES_PER_SECOND, settings.METRICS_WS_MESSAGE_BURST
+        )
+        self.expires_at = self.scope.get("token_expires_at")
+        self.expiry_task = asyncio.create_task(self.close_at_expiry())
         try:
+            await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
             await self.channel_layer.group_add(GROUP, self.channel_name)
             self.joined = True
             get_registry().add()
@@ -56,23 +98,48 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=latest["text"])
             self.sent_on_connect = latest["ts"]
 
+    async def close_at_expiry(self) -> None:
+        """Close with 4001 when the token expires, unless renewed in time."""
+        # Sleep to the expiry; a renewal moves it on, so look again on waking.
+        while self.expires_at is not None:
+            remaining = self.expires_at - time.time()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(remaining)
+        await self.close(code=CLOSE_UNAUTHORIZED)
+
     async def disconnect(self, code: int) -> None:
-        """Leave the group when the socket goes away."""
+        """Leave the groups when the socket goes away."""
         await self.leave()
 
     async def leave(self) -> None:
-        """Stop counting this client and leave the group (once)."""
+        """Stop the expiry timer, stop counting this client, leave groups (once)."""
+        if self.expiry_task is not None:
+            self.expiry_task.cancel()
+            self.expiry_task = None
         if not self.joined:
             return
         self.joined = False
         get_registry().remove()
         try:
             await self.channel_layer.group_discard(GROUP, self.channel_name)
+            await self.channel_layer.group_discard(
+                user_group(self.scope["user"].pk), self.channel_name
+            )
         except (RedisError, OSError) as error:
             logger.warning("Could not leave group on disconnect: %s", error)
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
-        """Answer a client frame: pong for a ping, an error message for the rest."""
+        """Answer a client frame: pong, auth renewal, or an error message."""
+        if not self.authorized:
+            return
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data)
+        if size > settings.METRICS_WS_MAX_MESSAGE_BYTES:
+            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+            return
+        if not self.bucket.allow():
+            await self.close(code=CLOSE_POLICY_VIOLATION)
+            return
         if text_data is None:
             await self.send_error("binary frames are not supported; send JSON text")
             return
@@ -87,10 +154,27 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         kind = content.get("type")
         if kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "auth":
+            await self.renew(content.get("token"))
         elif not isinstance(kind, str):
             await self.send_error('missing "type": expected a string such as "ping"')
         else:
             await self.send_error(f"unknown message type {kind[:MAX_ECHOED_TYPE]!r}")
+
+    async def renew(self, token: object) -> None:
+        """Extend the socket's life with a new access token of the same user."""
+        found = await database_sync_to_async(authenticate_token)(token)
+        if found is None or found.user.pk != self.scope["user"].pk:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        if settings.METRICS_REQUIRED_PERMISSION and not await database_sync_to_async(
+            can_watch
+        )(found.user):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.expires_at = found.expires_at
+        expires = format_timestamp(datetime.fromtimestamp(found.expires_at, tz=UTC))
+        await self.send_json({"type": "auth", "expires": expires})
 
     async def send_error(self, message: str) -> None:
         """Tell the client what was wrong with its frame; the socket stays open."""
@@ -105,3 +189,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             if repeated:
                 return
         await self.send(text_data=event["text"])
+
+    async def auth_revoked(self, event: dict[str, Any]) -> None:
+        """The user was deactivated or deleted: close with 4001."""
+        await self.close(code=CLOSE_UNAUTHORIZED)

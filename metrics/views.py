@@ -10,9 +10,11 @@ from django.http import HttpResponse
 from django.views.generic import TemplateView
 from redis.exceptions import RedisError
 from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from metrics.permissions import CanWatchMetrics
 from metrics.store import load_heartbeat_sync, load_history
 
 
@@ -35,6 +37,8 @@ def parse_seconds(raw: str | None, limit: float) -> int:
 
 class HistoryView(APIView):
     """GET the snapshots of the last `seconds` (default and most: the kept history)."""
+
+    permission_classes = (IsAuthenticated, CanWatchMetrics)
 
     def get(self, request: Request) -> HttpResponse:
         seconds = parse_seconds(

@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
     "channels",
     "monitor",
     "accounts",
@@ -167,6 +168,12 @@ DATABASES = {
         "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
     )
 }
+# Keep database connections for a while (token checks on connect run on a pool of
+# threads, each with its own connection), checking them before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = env_number(
+    "DATABASE_CONN_MAX_AGE", default=60, minimum=0, maximum=3600
+)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 AUTH_USER_MODEL = "accounts.User"
 
@@ -224,6 +231,11 @@ SIMPLE_JWT = {
     "ALGORITHM": "HS256",
     "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY", "") or SECRET_KEY,
     "UPDATE_LAST_LOGIN": False,
+    # /api/auth/refresh answers a new refresh token too and blacklists the one it
+    # was given, so a refresh token works once; /api/auth/logout blacklists one.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "TOKEN_REFRESH_SERIALIZER": "accounts.serializers.RefreshSerializer",
 }
 
 REDIS_URL = env_redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -235,6 +247,39 @@ REDIS_URL_IS_SET = bool(os.environ.get("REDIS_URL", "").strip())
 METRICS_REDIS_PREFIX = os.environ.get("METRICS_REDIS_PREFIX", "").strip() or "monitor"
 
 METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, minimum=0.5, maximum=3600)
+
+# Who may watch: empty for any active user, or a permission such as
+# "metrics.view_metrics" that users (or their groups) must have.
+METRICS_REQUIRED_PERMISSION = os.environ.get("METRICS_REQUIRED_PERMISSION", "").strip()
+if METRICS_REQUIRED_PERMISSION and "." not in METRICS_REQUIRED_PERMISSION:
+    raise ImproperlyConfigured(
+        "METRICS_REQUIRED_PERMISSION must look like app_label.codename, "
+        f"got {METRICS_REQUIRED_PERMISSION!r}."
+    )
+
+# Client frames: a frame over this many bytes closes its socket with 4009; more than
+# METRICS_WS_MESSAGES_PER_SECOND (bursts of up to METRICS_WS_MESSAGE_BURST) closes
+# it with 4008.
+METRICS_WS_MAX_MESSAGE_BYTES = int(
+    env_number("METRICS_WS_MAX_MESSAGE_BYTES", default=4096, minimum=64, maximum=65536)
+)
+METRICS_WS_MESSAGES_PER_SECOND = env_number(
+    "METRICS_WS_MESSAGES_PER_SECOND", default=5, minimum=0.1, maximum=1000
+)
+METRICS_WS_MESSAGE_BURST = int(
+    env_number("METRICS_WS_MESSAGE_BURST", default=20, minimum=1, maximum=10000)
+)
+
+# A client that does not read its socket is dropped once this many bytes wait to be
+# sent to it, or once data has waited this many seconds (monitor/webserver.py).
+METRICS_WS_SEND_BUFFER_BYTES = int(
+    env_number(
+        "METRICS_WS_SEND_BUFFER_BYTES", default=1048576, minimum=4096, maximum=2**30
+    )
+)
+METRICS_WS_SLOW_CLIENT_TIMEOUT = env_number(
+    "METRICS_WS_SLOW_CLIENT_TIMEOUT", default=30, minimum=1, maximum=3600
+)
 
 # Seconds of snapshots kept in Redis for /api/metrics/history (and the dashboard).
 METRICS_HISTORY_SECONDS = env_number(
@@ -294,4 +339,53 @@ LOGGING = {
         "metrics": {"level": METRICS_LOG_LEVEL},
         "accounts": {"level": METRICS_LOG_LEVEL},
     },
+}
+
+# Login throttling and the shared cache.
+# POST /api/auth/login is throttled per client IP and per username
+# (accounts/throttles.py); the attempts are counted in Redis, through Django's cache,
+# so that every web worker on every host shares the counts.
+_RATE_PERIODS = {"s", "sec", "m", "min", "h", "hour", "d", "day"}
+
+
+def env_rate(name: str, default: str) -> str:
+    """Read a DRF throttle rate such as 5/min: N/(s|sec|m|min|h|hour|d|day), N >= 1."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    count, slash, period = (part.strip() for part in raw.partition("/"))
+    period = period.lower()
+    if not (slash and count.isascii() and count.isdigit() and period in _RATE_PERIODS):
+        raise ImproperlyConfigured(
+            f"{name} must look like 5/min: a number, a slash and one of "
+            f"s, sec, m, min, h, hour, d, day; got {raw!r}."
+        )
+    if int(count) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must allow at least 1 request, got {raw!r}."
+        )
+    return f"{int(count)}/{period}"
+
+
+LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", default="20/min")
+LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", default="5/min")
+
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "login_ip": LOGIN_RATE_PER_IP,
+    "login_username": LOGIN_RATE_PER_USERNAME,
+}
+# The client IP is REMOTE_ADDR, never a client's own X-Forwarded-For (which anyone
+# can set to get a fresh count): without a proxy REMOTE_ADDR is the peer, and behind
+# nginx daphne's --proxy-headers sets it from the header nginx overwrites.
+REST_FRAMEWORK["NUM_PROXIES"] = 0
+
+# Keys live under "<METRICS_REDIS_PREFIX>:cache:", apart from the metrics keys; the
+# backend's clear() deletes those keys only (Django's own would FLUSHDB the server).
+CACHES = {
+    "default": {
+        "BACKEND": "accounts.throttles.PrefixedRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{METRICS_REDIS_PREFIX}:cache",
+        "OPTIONS": {**REDIS_CONNECTION_OPTIONS, "socket_timeout": 5},
+    }
 }

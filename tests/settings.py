@@ -19,6 +19,10 @@ ensure_test_redis()
 from monitor.settings import *  # noqa: E402, F403
 from monitor.settings import DATABASES  # noqa: E402
 
+# No persistent connections in the test process: threads must not hold the test
+# database open when pytest-django drops it.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(

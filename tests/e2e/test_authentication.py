@@ -1,6 +1,7 @@
 """Every way a token can be wrong ends, for a real client, in close code 4001."""
 
 import pytest
+from asgiref.sync import sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken
 
 from metrics.consumers import CLOSE_UNAUTHORIZED
@@ -47,7 +48,8 @@ async def test_expired_token_is_closed_with_4001(server, user):
 
 
 async def test_refresh_token_is_closed_with_4001(server, user):
-    await assert_closed_with_4001(server, tokens.refresh_token(user))
+    token = await sync_to_async(tokens.refresh_token)(user)
+    await assert_closed_with_4001(server, token)
 
 
 async def test_token_of_deleted_user_is_closed_with_4001(server, user):

@@ -102,11 +102,13 @@ def running(args: list[str], env: dict[str, str], log: Path) -> Iterator:
 
 
 @contextmanager
-def daphne(tmp_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen, int]]:
-    """Serve the project with one real daphne process on a free port."""
-    port = free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
-    args.append("monitor.asgi:application")
+def daphne(
+    tmp_path: Path, *flags: str, port: int | None = None, **env: str
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    """Serve the project with one real daphne process (on a free port by default)."""
+    port = port or free_port()
+    args = [sys.executable, "-m", "monitor.webserver", "-b", "127.0.0.1"]
+    args += ["-p", str(port), *flags, "monitor.asgi:application"]
     with running(args, service_env(**env), tmp_path / f"daphne-{port}.log") as proc:
         wait_for_port(port, proc, START_TIMEOUT)
         yield proc, port

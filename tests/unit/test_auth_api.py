@@ -1,13 +1,26 @@
 """Login, refresh and verify, as SimpleJWT defines them, at /api/auth/."""
 
 import pytest
+from django.core.cache import caches
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from accounts.throttles import PrefixedRedisCache
 from tests.conftest import PASSWORD
 from tests.support import tokens
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_login_throttle_counts():
+    """Logins are throttled (tests/security/test_login.py): start each test afresh."""
+    cache = caches["default"]
+    # Its clear() deletes only the cache's own keys; Django's RedisCache would FLUSHDB.
+    assert isinstance(cache, PrefixedRedisCache)
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
@@ -68,12 +81,24 @@ def test_login_accepts_post_only(api, user):
     assert api.get("/api/auth/login").status_code == 405
 
 
-def test_refresh_returns_a_new_access_token(api, user):
-    response = api.post(
-        "/api/auth/refresh", {"refresh": tokens.refresh_token(user)}, format="json"
-    )
+def test_refresh_returns_a_new_access_and_refresh_token(api, user):
+    refresh = tokens.refresh_token(user)
+    old_jti = RefreshToken(refresh)["jti"]
+    response = api.post("/api/auth/refresh", {"refresh": refresh}, format="json")
     assert response.status_code == 200
+    assert set(response.json()) == {"access", "refresh"}
     assert AccessToken(response.json()["access"])["user_id"] == str(user.pk)
+    rotated = RefreshToken(response.json()["refresh"])
+    assert rotated["user_id"] == str(user.pk)
+    assert rotated["jti"] != old_jti
+
+
+def test_a_refresh_token_works_once(api, user):
+    refresh = tokens.refresh_token(user)
+    first = api.post("/api/auth/refresh", {"refresh": refresh}, format="json")
+    again = api.post("/api/auth/refresh", {"refresh": refresh}, format="json")
+    assert first.status_code == 200
+    assert again.status_code == 401
 
 
 def test_refresh_rejects_an_access_token(api, user):
@@ -107,3 +132,11 @@ def test_admin_is_served(client):
 def test_staff_can_manage_users_in_admin(client, admin_user):
     client.force_login(admin_user)
     assert client.get("/admin/accounts/user/").status_code == 200
+
+
+def test_refresh_token_of_a_deleted_user_is_401(api, user):
+    refresh = tokens.refresh_token(user)
+    user.delete()
+    response = api.post("/api/auth/refresh", {"refresh": refresh}, format="json")
+    assert response.status_code == 401
+    assert "detail" in response.json()

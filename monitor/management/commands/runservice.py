@@ -16,6 +16,9 @@ from monitor.embedded_redis import EmbeddedRedis
 from monitor.supervisor import Child, Supervisor, SupervisorError
 
 MAX_WORKERS = 64
+# daphne refuses bigger client messages itself (close 1009) before our consumer,
+# which closes anything over METRICS_WS_MAX_MESSAGE_BYTES with 4009, sees them.
+DAPHNE_MAX_MESSAGE_BYTES = 65536
 
 
 def worker_count(raw: str) -> int:
@@ -135,7 +138,8 @@ class Command(BaseCommand):
     ) -> list[Child]:
         """The daphne workers on the shared socket, then the publisher."""
         fd = sock.fileno()
-        daphne = [sys.executable, "-m", "daphne", "--fd", str(fd)]
+        daphne = [sys.executable, "-m", "monitor.webserver", "--fd", str(fd)]
+        daphne += ["--websocket-max-message-size", str(DAPHNE_MAX_MESSAGE_BYTES)]
         daphne.append("monitor.asgi:application")
         children = [
             Child(f"web-{number}", daphne, env, pass_fds=(fd,))

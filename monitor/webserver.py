@@ -1,0 +1,84 @@
+"""daphne, with the two WebSocket behaviours the service promises its clients.
+
+Run it exactly like daphne: `python -m monitor.webserver [daphne arguments]`.
+
+- A message over daphne's --websocket-max-message-size closes the socket with
+  1009 (autobahn's default is to drop the TCP connection without a close frame).
+- A client that stops reading cannot make the server buffer without bound: once
+  more than METRICS_WS_SEND_BUFFER_BYTES wait to be sent to it, or data has waited
+  for METRICS_WS_SLOW_CLIENT_TIMEOUT seconds, its connection is dropped. Other
+  clients are not delayed: daphne never blocks on one socket.
+"""
+
+import logging
+import time
+
+from daphne import server, ws_protocol
+from daphne.cli import CommandLineInterface
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+def unsent_bytes(transport: object) -> int:
+    """Bytes a Twisted TCP transport holds that the kernel has not taken yet."""
+    return len(getattr(transport, "dataBuffer", b"")) + getattr(
+        transport, "_tempDataLen", 0
+    )
+
+
+class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
+    """daphne's protocol, dropping clients too slow to take what is sent."""
+
+    backlogged_since: float | None = None
+
+    def serverSend(self, content, binary=False):
+        if self.too_slow():
+            return
+        super().serverSend(content, binary)
+
+    def check_timeouts(self):
+        super().check_timeouts()
+        self.too_slow()
+
+    def too_slow(self) -> bool:
+        """Drop the connection if its unsent data is too big or too old."""
+        pending = unsent_bytes(self.transport)
+        now = time.monotonic()
+        if not pending:
+            self.backlogged_since = None
+            return False
+        self.backlogged_since = self.backlogged_since or now
+        waited = now - self.backlogged_since
+        if (
+            pending <= settings.METRICS_WS_SEND_BUFFER_BYTES
+            and waited <= settings.METRICS_WS_SLOW_CLIENT_TIMEOUT
+        ):
+            return False
+        logger.warning(
+            "Dropping a client that does not read: %d bytes unsent for %.0f s",
+            pending,
+            waited,
+        )
+        self.dropConnection(abort=True)
+        return True
+
+
+class WebSocketFactory(ws_protocol.WebSocketFactory):
+    """daphne's factory with a closing handshake (1009) for oversized messages."""
+
+    protocol = BoundedWebSocketProtocol
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setProtocolOptions(failByDrop=False)
+
+
+def main() -> None:
+    """Run daphne's command line with our factory."""
+    server.WebSocketFactory = WebSocketFactory
+    CommandLineInterface.entrypoint()
+
+
+if __name__ == "__main__":
+    main()
