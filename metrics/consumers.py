@@ -35,6 +35,11 @@ CLOSE_INTERNAL_ERROR = 1011
 
 MAX_ECHOED_TYPE = 40
 
+# Not thread-sensitive: the checks of many sockets run in parallel on the thread
+# pool instead of queueing on the one thread Django keeps for sync code.
+check_token = database_sync_to_async(authenticate_token, thread_sensitive=False)
+check_permission = database_sync_to_async(can_watch, thread_sensitive=False)
+
 
 class MetricsConsumer(AsyncJsonWebsocketConsumer):
     """Streams snapshots to one authenticated client and answers its frames."""
@@ -73,9 +78,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        if settings.METRICS_REQUIRED_PERMISSION and not await database_sync_to_async(
-            can_watch
-        )(user):
+        if not await self.may_watch(user):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.authorized = True
@@ -97,6 +100,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if latest is not None:
             await self.send(text_data=latest["text"])
             self.sent_on_connect = latest["ts"]
+
+    async def may_watch(self, user) -> bool:
+        """The permission check, which costs a query only when one is required."""
+        return not settings.METRICS_REQUIRED_PERMISSION or await check_permission(user)
 
     async def close_at_expiry(self) -> None:
         """Close with 4001 when the token expires, unless renewed in time."""
@@ -163,13 +170,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
 
     async def renew(self, token: object) -> None:
         """Extend the socket's life with a new access token of the same user."""
-        found = await database_sync_to_async(authenticate_token)(token)
+        found = await check_token(token)
         if found is None or found.user.pk != self.scope["user"].pk:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        if settings.METRICS_REQUIRED_PERMISSION and not await database_sync_to_async(
-            can_watch
-        )(found.user):
+        if not await self.may_watch(found.user):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.expires_at = found.expires_at

@@ -6,11 +6,15 @@ Run it exactly like daphne: `python -m monitor.webserver [daphne arguments]`.
   1009 (autobahn's default is to drop the TCP connection without a close frame).
 - A client that stops reading cannot make the server buffer without bound: once
   more than METRICS_WS_SEND_BUFFER_BYTES wait to be sent to it, or data has waited
-  for METRICS_WS_SLOW_CLIENT_TIMEOUT seconds, its connection is dropped. Other
-  clients are not delayed: daphne never blocks on one socket.
+  unacknowledged for METRICS_WS_SLOW_CLIENT_TIMEOUT seconds (checked every 2 s,
+  counting the kernel's send queue too), its connection is dropped. Other clients
+  are not delayed: daphne never blocks on one socket.
 """
 
+import fcntl
 import logging
+import struct
+import termios
 import time
 
 from daphne import server, ws_protocol
@@ -20,11 +24,26 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 
+def kernel_unsent_bytes(transport: object) -> int:
+    """Bytes in the socket's kernel send queue that the peer has not acknowledged.
+
+    A client that stops reading closes its receive window, so this stays above zero;
+    a reading client acknowledges within a round trip. Linux only (0 elsewhere).
+    """
+    try:
+        handle = transport.getHandle()
+        raw = fcntl.ioctl(handle.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return struct.unpack("I", raw)[0]
+
+
 def unsent_bytes(transport: object) -> int:
-    """Bytes a Twisted TCP transport holds that the kernel has not taken yet."""
-    return len(getattr(transport, "dataBuffer", b"")) + getattr(
+    """Bytes waiting for the client: in Twisted's buffer and in the kernel's."""
+    buffered = len(getattr(transport, "dataBuffer", b"")) + getattr(
         transport, "_tempDataLen", 0
     )
+    return buffered + kernel_unsent_bytes(transport)
 
 
 class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):

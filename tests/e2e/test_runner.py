@@ -22,7 +22,7 @@ def login(port: int, username: str, password: str) -> str:
         data=json.dumps({"username": username, "password": password}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)["access"]
 
 

@@ -64,6 +64,8 @@ def service_env(**overrides: str) -> dict[str, str]:
         DATABASE_URL=database_url(),
         REDIS_URL=settings.REDIS_URL,
         METRICS_REDIS_PREFIX=settings.METRICS_REDIS_PREFIX,
+        # Children must not hold the test database open when pytest-django drops it.
+        DATABASE_CONN_MAX_AGE="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)

@@ -303,6 +303,11 @@ async function authorizedGet(url) {
       throw new SessionEnded();
     }
   }
+  if (response.status === 403) {
+    // Signed in, but not allowed to watch (METRICS_REQUIRED_PERMISSION).
+    endSession(MESSAGES.forbidden);
+    throw new SessionEnded();
+  }
   if (!response.ok) throw new HttpError(url, response.status);
   return response.json();
 }
