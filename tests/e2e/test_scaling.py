@@ -1,7 +1,6 @@
 """Several publishers and web workers on one Redis: one snapshot per interval, a
 standby that takes over, an accurate viewer count, and no work while nobody watches."""
 
-import asyncio
 import itertools
 import json
 import signal
@@ -13,7 +12,7 @@ from metrics.store import close_redis
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -119,20 +118,11 @@ async def test_viewer_count_follows_clients_and_forgets_a_killed_worker(
         for ws in sockets:
             await ws.send(json.dumps({"type": "ping"}))
             assert await receive_json(ws) == {"type": "pong"}
-        await eventually_async(count_viewers, 3, "three clients were not counted")
+        await eventually_equal(count_viewers, 3, 10, "three clients were not counted")
         await sockets.pop().close()
-        await eventually_async(count_viewers, 2, "closing a client was not counted")
+        await eventually_equal(count_viewers, 2, 10, "closing was not counted")
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         killed_at = time.monotonic()
-        await eventually_async(count_viewers, 0, "a killed worker's viewers linger")
+        await eventually_equal(count_viewers, 0, 10, "a killed worker's viewers linger")
         assert time.monotonic() - killed_at <= 3.5
-
-
-async def eventually_async(read, expected, message: str, within: float = 10.0):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await read() == expected:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(message)

@@ -19,7 +19,7 @@ from metrics.store import close_redis
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import close_code, metrics_url, open_socket, receive_json
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,17 +116,11 @@ async def test_killed_worker_clients_reconnect_elsewhere_others_unaffected(
         moved = [await open_socket(survivor_port, access_token) for _ in victims]
         await asyncio.gather(*(next_snapshot(ws) for ws in moved + bystanders))
         # Nothing the dead worker left in Redis outlives its short expiry.
-        await eventually_count(10, within=10)
+        await eventually_equal(
+            count_viewers, 10, 10, "the dead worker's viewers linger"
+        )
         for ws in moved + bystanders:
             await ws.close()
-
-
-async def eventually_count(expected: int, within: float) -> None:
-    deadline = time.monotonic() + within
-    while await count_viewers() != expected:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"viewer count never became {expected}")
-        await asyncio.sleep(0.2)
 
 
 async def open_slow_and_fast(port: int, token: str):

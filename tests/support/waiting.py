@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -17,3 +17,14 @@ async def eventually(condition: Callable[[], T], within: float, message: str) ->
             return value
         await asyncio.sleep(0.1)
     raise AssertionError(message)
+
+
+async def eventually_equal(
+    read: Callable[[], Awaitable[T]], expected: T, within: float, message: str
+) -> None:
+    """Await `read()` until it returns `expected`; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while await read() != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        await asyncio.sleep(0.1)
