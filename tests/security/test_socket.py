@@ -22,7 +22,7 @@ from metrics.consumers import (
     CLOSE_UNAUTHORIZED,
 )
 from tests.support import processes
-from tests.support.clients import close_code, metrics_url, open_socket, receive_json
+from tests.support.clients import close_code, open_socket, receive_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -247,7 +247,3 @@ def test_required_permission_guards_the_history(client, user, settings, clean_re
     assert client.get("/api/metrics/history", **headers).status_code == 403
     user.user_permissions.add(Permission.objects.get(codename="view_metrics"))
     assert client.get("/api/metrics/history", **headers).status_code == 200
-
-
-def test_metrics_url_helper_keeps_tokens_out_when_asked():
-    assert "token" not in metrics_url(1, None)
