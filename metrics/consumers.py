@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -15,12 +16,13 @@ from redis.exceptions import RedisError
 from accounts.middleware import BEARER_PROTOCOL
 from accounts.revocation import user_group
 from accounts.tokens import authenticate_token
+from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
-from metrics.publisher import GROUP
 from metrics.ratelimit import TokenBucket
 from metrics.snapshots import format_timestamp
 from metrics.store import load_latest
 from metrics.viewers import get_registry
+from monitor.frames import SharedText
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     authorized = False
     # Publish time of the snapshot sent on connect: the first broadcast may repeat it.
     sent_on_connect: float | None = None
+    # Broadcasts that arrive while connect() is still sending the latest snapshot.
+    held: list[tuple[float | None, str]] | None = None
     expires_at: float | None = None
     expiry_task: asyncio.Task | None = None
 
@@ -87,9 +91,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         )
         self.expires_at = self.scope.get("token_expires_at")
         self.expiry_task = asyncio.create_task(self.close_at_expiry())
+        self.held = []
         try:
             await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
-            await self.channel_layer.group_add(GROUP, self.channel_name)
+            await get_fanout().join(self)
             self.joined = True
             get_registry().add()
             latest = await load_latest()
@@ -98,8 +103,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_INTERNAL_ERROR)
             return
         if latest is not None:
-            await self.send(text_data=latest["text"])
+            await self.send(text_data=SharedText(latest["text"]))
             self.sent_on_connect = latest["ts"]
+        held, self.held = self.held, None
+        for published_at, text in held:
+            await self.send_snapshot(published_at, text)
 
     async def may_watch(self, user) -> bool:
         """The permission check, which costs a query only when one is required."""
@@ -129,7 +137,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         self.joined = False
         get_registry().remove()
         try:
-            await self.channel_layer.group_discard(GROUP, self.channel_name)
+            await get_fanout().leave(self)
             await self.channel_layer.group_discard(
                 user_group(self.scope["user"].pk), self.channel_name
             )
@@ -185,15 +193,30 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         """Tell the client what was wrong with its frame; the socket stays open."""
         await self.send_json({"type": "error", "message": message})
 
-    async def metrics_snapshot(self, event: dict[str, Any]) -> None:
-        """Forward a snapshot event (its text is already JSON) to the client."""
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Run the message's handler.
+
+        Unlike Channels' own dispatch, no database housekeeping before each
+        message: every query here runs through database_sync_to_async, which
+        closes stale connections itself, so a per-message thread hop buys nothing.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def send_snapshot(self, published_at: float | None, text: str) -> None:
+        """Send a broadcast snapshot (already JSON); called by this process's Fanout."""
+        if self.held is not None:
+            self.held.append((published_at, text))
+            return
         if self.sent_on_connect is not None:
             # Published between joining the group and reading the latest snapshot?
-            repeated = event["ts"] <= self.sent_on_connect
+            repeated = published_at is not None and published_at <= self.sent_on_connect
             self.sent_on_connect = None
             if repeated:
                 return
-        await self.send(text_data=event["text"])
+        await self.base_send({"type": "websocket.send", "text": text})
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
         """The user was deactivated or deleted: close with 4001."""

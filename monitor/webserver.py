@@ -9,6 +9,10 @@ Run it exactly like daphne: `python -m monitor.webserver [daphne arguments]`.
   unacknowledged for METRICS_WS_SLOW_CLIENT_TIMEOUT seconds (checked every 2 s,
   counting the kernel's send queue too), its connection is dropped. Other clients
   are not delayed: daphne never blocks on one socket.
+- A snapshot, sent as a SharedText (monitor.frames) to many sockets at once, is
+  framed once: each socket gets the same bytes written, without autobahn's
+  per-message work. daphne's --websocket-max-message-size bounds what clients
+  send; it does not stop a snapshot bigger than that from going out.
 """
 
 import fcntl
@@ -20,6 +24,8 @@ import time
 from daphne import server, ws_protocol
 from daphne.cli import CommandLineInterface
 from django.conf import settings
+
+from monitor.frames import SharedText
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +59,24 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
     def serverSend(self, content, binary=False):
         if self.too_slow():
             return
+        if isinstance(content, SharedText) and self.takes_ready_frame(content):
+            self.transport.write(content.frame)
+            return
         super().serverSend(content, binary)
+
+    def takes_ready_frame(self, text: SharedText) -> bool:
+        """Whether a plain text frame can be written as is, bypassing autobahn.
+
+        Only between messages on an open socket with nothing queued, and with no
+        compression or fragmentation negotiated; else autobahn sends it.
+        """
+        return (
+            self.state == self.STATE_OPEN
+            and self.send_state == self.SEND_STATE_GROUND
+            and not self.send_queue
+            and self._perMessageCompress is None
+            and not 0 < self.autoFragmentSize < len(text.frame)
+        )
 
     def check_timeouts(self):
         super().check_timeouts()

@@ -109,7 +109,7 @@ def stored_timestamps(redis_sync) -> set[int]:
     """The distinct snapshot times (Unix seconds) held in the Redis history."""
     texts = redis_sync.zrange(history_key(), 0, -1)
     stamps = (json.loads(text)["timestamp"] for text in texts)
-    return {calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")) for s in stamps}
+    return {calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) for s in stamps}
 
 
 def test_wrong_password_shows_a_message_then_the_right_one_opens_the_dashboard(

@@ -12,7 +12,7 @@ from tests.support.clients import open_socket, receive_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 async def collect_snapshots(ws, count: int) -> list[dict]:

@@ -65,7 +65,7 @@ async def test_auth_message_with_a_new_token_keeps_the_socket_open(server, user)
     assert reply["type"] == "auth"
     assert reply["expires"].endswith("Z")
     assert reply["expires"] == time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(fresh["exp"])
+        "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(fresh["exp"])
     )
     await asyncio.sleep(3)
     assert await ping(ws) == {"type": "pong"}

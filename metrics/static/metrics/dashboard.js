@@ -478,7 +478,7 @@ function rowOf(message) {
   };
 }
 
-/** Merge snapshots in time order (one per second of timestamp), keep a bounded window. */
+/** Merge snapshots in time order (one row per timestamp), keep a bounded window. */
 function addSnapshots(messages) {
   const rows = data.rows;
   for (const message of messages) {
