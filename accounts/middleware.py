@@ -2,11 +2,10 @@
 
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
-from accounts.tokens import authenticate_token
+from accounts.tokens import authenticate_socket_token
 
 # Browsers cannot set headers on a WebSocket, but can offer subprotocols:
 # new WebSocket(url, ["bearer", token]) keeps the token out of the URL.
@@ -32,11 +31,7 @@ class JWTAuthMiddleware(BaseMiddleware):
     """
 
     async def __call__(self, scope, receive, send):
-        # Not thread-sensitive: a storm of connects checks tokens on the thread pool
-        # in parallel instead of queueing on the one thread Django's ORM prefers.
-        found = await database_sync_to_async(
-            authenticate_token, thread_sensitive=False
-        )(get_socket_token(scope))
+        found = await authenticate_socket_token(get_socket_token(scope))
         scope = dict(
             scope,
             user=found.user if found else AnonymousUser(),

@@ -8,19 +8,19 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
+# Every web process with sockets is a member (metrics.fanout); the event names the
+# user, whose sockets close with 4001 and whom each process's ActiveUsers forgets.
+REVOCATION_GROUP = "users.revoked"
+USER_REVOKED_EVENT = "user.revoked"
+# What a revoked user's consumer is sent.
 REVOKED_EVENT = "auth.revoked"
-
-
-def user_group(user_id: object) -> str:
-    """Return the channel-layer group every socket of a user joins."""
-    return f"user.{user_id}"
 
 
 def revoke_sockets(user_id: object) -> None:
     """Tell every web worker to close the user's sockets with 4001."""
     try:
         async_to_sync(get_channel_layer().group_send)(
-            user_group(user_id), {"type": REVOKED_EVENT}
+            REVOCATION_GROUP, {"type": USER_REVOKED_EVENT, "user_id": str(user_id)}
         )
     except (RedisError, OSError) as error:
         # Their tokens still expire within JWT_ACCESS_TOKEN_LIFETIME.

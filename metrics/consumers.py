@@ -14,8 +14,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from accounts.middleware import BEARER_PROTOCOL
-from accounts.revocation import user_group
-from accounts.tokens import authenticate_token
+from accounts.tokens import authenticate_socket_token
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.ratelimit import TokenBucket
@@ -39,14 +38,27 @@ MAX_ECHOED_TYPE = 40
 
 # Not thread-sensitive: the checks of many sockets run in parallel on the thread
 # pool instead of queueing on the one thread Django keeps for sync code.
-check_token = database_sync_to_async(authenticate_token, thread_sensitive=False)
 check_permission = database_sync_to_async(can_watch, thread_sensitive=False)
 
 
-class MetricsConsumer(AsyncJsonWebsocketConsumer):
-    """Streams snapshots to one authenticated client and answers its frames."""
+def newest(*events: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The snapshot event published last, of those given (None if none is)."""
+    found = [event for event in events if event is not None]
+    return max(found, key=lambda event: event["ts"], default=None)
 
+
+class MetricsConsumer(AsyncJsonWebsocketConsumer):
+    """Streams snapshots to one authenticated client and answers its frames.
+
+    It has no channel of its own: the process's Fanout is the member of the
+    group `metrics` (and of the revocations group) for all its sockets, which
+    saves a Redis subscription per connect and a message per socket per event.
+    """
+
+    # No channel-layer alias: Channels then makes no channel for each socket.
+    channel_layer_alias = None
     joined = False
+    user_id = ""
     # Set once the user is known to be allowed; frames before that are ignored.
     authorized = False
     # Publish time of the snapshot sent on connect: the first broadcast may repeat it.
@@ -54,74 +66,83 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     # Broadcasts that arrive while connect() is still sending the latest snapshot.
     held: list[tuple[float | None, str]] | None = None
     expires_at: float | None = None
-    expiry_task: asyncio.Task | None = None
+    # A timer, not a task per socket: thousands of sockets each wait for expiry.
+    expiry_timer: asyncio.TimerHandle | None = None
+    expiry_close: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except (RedisError, OSError) as error:
-            if hasattr(self, "channel_name"):
-                raise
-            # Channels could not make this socket's channel: Redis is down. Tell the
-            # client to come back later instead of failing the handshake with 500.
-            logger.warning("Redis unavailable on connect: %s", error)
-            await receive()
-            await send({"type": "websocket.accept"})
-            await send({"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
         finally:
             # Also after a crash in a handler, which skips disconnect(): a socket
             # that is gone must not stay counted as a viewer or subscribed.
             await self.leave()
 
     async def connect(self) -> None:
-        """Accept, then close with 4001/4003 unless the user may watch."""
-        offered = self.scope.get("subprotocols") or []
-        # Echo the protocol name only: never the token that follows it.
-        await self.accept(BEARER_PROTOCOL if BEARER_PROTOCOL in offered else None)
+        """Join and accept; or accept and close with 4001/4003/1011.
+
+        The socket joins before the handshake completes, so a client receives
+        every snapshot published after it is open (and the latest before that).
+        """
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHORIZED)
+            await self.refuse(CLOSE_UNAUTHORIZED)
             return
         if not await self.may_watch(user):
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.refuse(CLOSE_FORBIDDEN)
             return
         self.authorized = True
         self.bucket = TokenBucket(
             settings.METRICS_WS_MESSAGES_PER_SECOND, settings.METRICS_WS_MESSAGE_BURST
         )
         self.expires_at = self.scope.get("token_expires_at")
-        self.expiry_task = asyncio.create_task(self.close_at_expiry())
+        if self.expires_at is not None:
+            self.check_expiry()
         self.held = []
+        self.user_id = str(user.pk)
         try:
-            await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
             await get_fanout().join(self)
             self.joined = True
             get_registry().add()
-            latest = await load_latest()
+            latest = newest(await load_latest(), get_fanout().newest)
         except (RedisError, OSError) as error:
             logger.warning("Redis unavailable on connect: %s", error)
-            await self.close(code=CLOSE_INTERNAL_ERROR)
+            await self.refuse(CLOSE_INTERNAL_ERROR)
             return
+        await self.accept(self.subprotocol())
         if latest is not None:
             await self.send(text_data=SharedText(latest["text"]))
             self.sent_on_connect = latest["ts"]
         held, self.held = self.held, None
         for published_at, text in held:
-            await self.send_snapshot(published_at, text)
+            if not self.sent_already(published_at):
+                await self.base_send({"type": "websocket.send", "text": text})
+
+    def subprotocol(self) -> str | None:
+        """The subprotocol to accept: `bearer` if offered (never the token after it)."""
+        offered = self.scope.get("subprotocols") or []
+        return BEARER_PROTOCOL if BEARER_PROTOCOL in offered else None
+
+    async def refuse(self, code: int) -> None:
+        """Accept, then close with `code`: a close before accepting would reach a
+        browser as HTTP 403, indistinguishable from a network error."""
+        await self.accept(self.subprotocol())
+        await self.close(code=code)
 
     async def may_watch(self, user) -> bool:
         """The permission check, which costs a query only when one is required."""
         return not settings.METRICS_REQUIRED_PERMISSION or await check_permission(user)
 
-    async def close_at_expiry(self) -> None:
-        """Close with 4001 when the token expires, unless renewed in time."""
-        # Sleep to the expiry; a renewal moves it on, so look again on waking.
-        while self.expires_at is not None:
-            remaining = self.expires_at - time.time()
-            if remaining <= 0:
-                break
-            await asyncio.sleep(remaining)
-        await self.close(code=CLOSE_UNAUTHORIZED)
+    def check_expiry(self) -> None:
+        """Close with 4001 once the token has expired, unless renewed in time."""
+        # A renewal moves expires_at on: the timer then just looks again later.
+        remaining = self.expires_at - time.time()
+        if remaining > 0:
+            loop = asyncio.get_running_loop()
+            self.expiry_timer = loop.call_later(remaining, self.check_expiry)
+        else:
+            self.expiry_timer = None
+            self.expiry_close = asyncio.create_task(self.close(code=CLOSE_UNAUTHORIZED))
 
     async def disconnect(self, code: int) -> None:
         """Leave the groups when the socket goes away."""
@@ -129,18 +150,15 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
 
     async def leave(self) -> None:
         """Stop the expiry timer, stop counting this client, leave groups (once)."""
-        if self.expiry_task is not None:
-            self.expiry_task.cancel()
-            self.expiry_task = None
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+            self.expiry_timer = None
         if not self.joined:
             return
         self.joined = False
         get_registry().remove()
         try:
             await get_fanout().leave(self)
-            await self.channel_layer.group_discard(
-                user_group(self.scope["user"].pk), self.channel_name
-            )
         except (RedisError, OSError) as error:
             logger.warning("Could not leave group on disconnect: %s", error)
 
@@ -178,7 +196,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
 
     async def renew(self, token: object) -> None:
         """Extend the socket's life with a new access token of the same user."""
-        found = await check_token(token)
+        found = await authenticate_socket_token(token)
         if found is None or found.user.pk != self.scope["user"].pk:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -210,13 +228,19 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if self.held is not None:
             self.held.append((published_at, text))
             return
-        if self.sent_on_connect is not None:
-            # Published between joining the group and reading the latest snapshot?
-            repeated = published_at is not None and published_at <= self.sent_on_connect
-            self.sent_on_connect = None
-            if repeated:
-                return
-        await self.base_send({"type": "websocket.send", "text": text})
+        # Only the first broadcast after connecting can repeat the one sent then.
+        repeated = self.sent_already(published_at)
+        self.sent_on_connect = None
+        if not repeated:
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    def sent_already(self, published_at: float | None) -> bool:
+        """Whether a snapshot is the one sent on connect, or older than it."""
+        return (
+            self.sent_on_connect is not None
+            and published_at is not None
+            and published_at <= self.sent_on_connect
+        )
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
         """The user was deactivated or deleted: close with 4001."""

@@ -1,11 +1,15 @@
 """One member of the group `metrics` per web process, writing to all its sockets.
 
 With a thousand sockets in a process, a channel-layer message and a consumer
-dispatch per socket cost far more than the sending itself. Instead each process
-joins the group once: a snapshot event arrives once, its text is wrapped once as a
-SharedText (framed once by monitor.webserver), and written straight to every
-local socket. Any other event sent to the group still reaches every consumer as a
-message on its own channel, exactly as if it were a member itself.
+dispatch per socket cost far more than the sending itself, and a channel per
+socket costs a Redis subscription on every connect. Instead the process joins
+the group once, for all its sockets: a snapshot event arrives once, its text is
+wrapped once as a SharedText (framed once by monitor.webserver) and written
+straight to every local socket. Any other event sent to the group is dispatched
+to every consumer, as if each were a member itself.
+
+The same membership hears of revoked users (accounts.revocation): their sockets
+here close with 4001 and the process's ActiveUsers forgets them.
 """
 
 import asyncio
@@ -14,19 +18,25 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from metrics.loop_local import LoopLocal
+from accounts.revocation import REVOCATION_GROUP, REVOKED_EVENT, USER_REVOKED_EVENT
+from accounts.tokens import get_active_users
 from metrics.publisher import EVENT_TYPE, GROUP
 from monitor.frames import SharedText
+from monitor.loop_local import LoopLocal
 
 logger = logging.getLogger(__name__)
+
+GROUPS = (GROUP, REVOCATION_GROUP)
 
 
 class Member(Protocol):
     """A socket that receives the group's events (metrics.consumers.MetricsConsumer)."""
 
-    channel_name: str
+    user_id: str
 
     async def send_snapshot(self, published_at: float | None, text: str) -> None: ...
+
+    async def dispatch(self, message: dict[str, Any]) -> None: ...
 
 
 class Fanout:
@@ -38,17 +48,21 @@ class Fanout:
         self.channel: str | None = None
         self.task: asyncio.Task | None = None
         self.lock = asyncio.Lock()
+        # The newest snapshot event delivered while a member: a socket that joins
+        # during a read of the stored latest may see the broadcast go by first.
+        self.newest: dict[str, Any] | None = None
 
     async def join(self, member: Member) -> None:
         """Start delivering the group's events to `member`.
 
-        The first join makes the process a member of the group; if Redis cannot
+        The first join makes the process a member of the groups; if Redis cannot
         be reached, it raises and the next join tries again.
         """
         async with self.lock:
             if self.channel is None:
                 channel = await self.channel_layer.new_channel()
-                await self.channel_layer.group_add(GROUP, channel)
+                for group in GROUPS:
+                    await self.channel_layer.group_add(group, channel)
                 self.channel = channel
                 self.task = asyncio.create_task(self.receive_forever(channel))
             self.members.add(member)
@@ -60,12 +74,16 @@ class Fanout:
             if self.members or self.channel is None:
                 return
             channel, self.channel = self.channel, None
+            self.newest = None
             self.task.cancel()
             self.task = None
-            await self.channel_layer.group_discard(GROUP, channel)
+            # Revocations no longer reach this process: trust no remembered user.
+            get_active_users().clear()
+            for group in GROUPS:
+                await self.channel_layer.group_discard(group, channel)
 
     async def receive_forever(self, channel: str) -> None:
-        """Deliver each event of the group to the members, for the process's life."""
+        """Deliver each event of the groups to the members, for the process's life."""
         while True:
             event = await self.channel_layer.receive(channel)
             try:
@@ -74,23 +92,45 @@ class Fanout:
                 logger.exception("Could not deliver a %r event", event.get("type"))
 
     async def deliver(self, event: dict[str, Any]) -> None:
-        """Write a snapshot to every member; forward any other event to each."""
-        if event.get("type") != EVENT_TYPE:
-            for member in list(self.members):
-                await self.channel_layer.send(member.channel_name, event)
-            return
+        """Write a snapshot to every member; close a revoked user's sockets; pass
+        any other event to every member's handler."""
+        kind = event.get("type")
+        if kind == EVENT_TYPE:
+            await self.broadcast(event)
+        elif kind == USER_REVOKED_EVENT:
+            user_id = str(event.get("user_id"))
+            get_active_users().forget(user_id)
+            revoked = [member for member in self.members if member.user_id == user_id]
+            await self.dispatch(revoked, {"type": REVOKED_EVENT})
+        else:
+            await self.dispatch(list(self.members), event)
+
+    async def broadcast(self, event: dict[str, Any]) -> None:
+        """Send a snapshot event's text, framed once, to every member."""
         text = event.get("text")
         if not isinstance(text, str):
             logger.warning("Dropped a snapshot event without text")
             return
         published_at = event.get("ts")
         shared = SharedText(text)
+        if isinstance(published_at, int | float) and (
+            self.newest is None or published_at > self.newest["ts"]
+        ):
+            self.newest = {"ts": published_at, "text": shared}
         for member in list(self.members):
             try:
                 await member.send_snapshot(published_at, shared)
             except Exception:
                 # One broken socket must not keep the snapshot from the others.
                 logger.exception("Could not send a snapshot to one socket")
+
+    async def dispatch(self, members: list[Member], event: dict[str, Any]) -> None:
+        """Run each member's handler for the event."""
+        for member in members:
+            try:
+                await member.dispatch(event)
+            except Exception:
+                logger.exception("A consumer failed on a %r event", event.get("type"))
 
 
 _fanouts = LoopLocal(Fanout)

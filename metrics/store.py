@@ -1,6 +1,7 @@
 """Snapshots kept in Redis: the latest, for a client that connects between ticks, and
 a bounded history, for a dashboard that opens with the last minutes drawn."""
 
+import asyncio
 import functools
 import json
 import socket
@@ -10,7 +11,7 @@ import redis
 from django.conf import settings
 from redis import asyncio as aioredis
 
-from metrics.loop_local import LoopLocal
+from monitor.loop_local import LoopLocal
 
 
 def _make_client() -> aioredis.Redis:
@@ -105,8 +106,24 @@ def load_history(since: float) -> tuple[list[str], dict[str, Any] | None]:
     return [text.decode() for text in texts], parse_heartbeat(beat)
 
 
+_latest_reads: LoopLocal[dict[str, asyncio.Future]] = LoopLocal(dict)
+
+
 async def load_latest() -> dict[str, Any] | None:
-    """Return the latest snapshot event, or None if there is none (or it is garbled)."""
+    """Return the latest snapshot event, or None if there is none (or it is garbled).
+
+    Callers that overlap share one read: a storm of connects costs a few GETs
+    (and Redis connections), not one each.
+    """
+    reads = _latest_reads.get()
+    read = reads.get("latest")
+    if read is None:
+        read = reads["latest"] = asyncio.ensure_future(_read_latest())
+        read.add_done_callback(lambda done: reads.pop("latest", None))
+    return await asyncio.shield(read)
+
+
+async def _read_latest() -> dict[str, Any] | None:
     raw = await get_redis().get(latest_key())
     if raw is None:
         return None
@@ -114,7 +131,11 @@ async def load_latest() -> dict[str, Any] | None:
         event = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(event, dict) or not isinstance(event.get("text"), str):
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("text"), str)
+        or not isinstance(event.get("ts"), int | float)
+    ):
         return None
     return event
 

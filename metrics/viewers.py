@@ -14,8 +14,8 @@ import uuid
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from metrics.loop_local import LoopLocal
 from metrics.store import get_redis
+from monitor.loop_local import LoopLocal
 
 logger = logging.getLogger(__name__)
 

@@ -217,6 +217,12 @@ REST_FRAMEWORK = {
     ],
 }
 
+# How long a web process trusts the active user it read for a socket's token
+# (accounts.tokens.ActiveUsers); deactivating or deleting a user takes effect at once.
+AUTH_USER_CACHE_SECONDS = env_number(
+    "AUTH_USER_CACHE_SECONDS", default=30, minimum=0, maximum=3600
+)
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(
         seconds=env_number(

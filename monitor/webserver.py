@@ -11,23 +11,37 @@ Run it exactly like daphne: `python -m monitor.webserver [daphne arguments]`.
   are not delayed: daphne never blocks on one socket.
 - A snapshot, sent as a SharedText (monitor.frames) to many sockets at once, is
   framed once: each socket gets the same bytes written, without autobahn's
-  per-message work. daphne's --websocket-max-message-size bounds what clients
-  send; it does not stop a snapshot bigger than that from going out.
+  per-message work, and straight into the kernel when nothing is queued before
+  them (as asyncio's own transports do) instead of on the reactor's next turn.
+  daphne's --websocket-max-message-size bounds what clients send; it does not
+  stop a snapshot bigger than that from going out.
+- autobahn pretty-prints its configuration for a debug log line on every new
+  connection, logged or not; here that formatting happens only if the line is.
+- A handshake may wait 30 s, not daphne's 5 s, for the application to accept:
+  in a storm of thousands of connects the last ones queue for seconds, and a
+  5 s limit turns that wait into HTTP 403 for all of them at once. Give
+  --websocket_connect_timeout to choose another limit.
 """
 
 import fcntl
 import logging
+import pprint
 import struct
+import sys
 import termios
 import time
 
+from autobahn.websocket import protocol as autobahn_protocol
 from daphne import server, ws_protocol
 from daphne.cli import CommandLineInterface
 from django.conf import settings
+from twisted.internet import tcp
 
 from monitor.frames import SharedText
 
 logger = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 30
 
 
 def kernel_unsent_bytes(transport: object) -> int:
@@ -46,9 +60,29 @@ def kernel_unsent_bytes(transport: object) -> int:
 
 def buffered_bytes(transport: object) -> int:
     """Bytes Twisted holds in our process because the kernel would not take them."""
-    return len(getattr(transport, "dataBuffer", b"")) + getattr(
-        transport, "_tempDataLen", 0
-    )
+    queued = len(getattr(transport, "dataBuffer", b""))
+    unsent = queued - getattr(transport, "offset", 0)
+    return unsent + getattr(transport, "_tempDataLen", 0)
+
+
+def write_now(transport: object, data: bytes) -> None:
+    """Hand the kernel what it takes of `data` now; Twisted queues the rest.
+
+    Only on a plain TCP connection with nothing queued (so order is kept) that is
+    not closing; anything else goes through Twisted's write() as usual.
+    """
+    if (
+        isinstance(transport, tcp.Connection)
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not buffered_bytes(transport)
+    ):
+        sent = transport.writeSomeData(data)
+        if isinstance(sent, int):
+            data = data[sent:]
+    if data:
+        transport.write(data)
 
 
 class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
@@ -60,7 +94,7 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
         if self.too_slow():
             return
         if isinstance(content, SharedText) and self.takes_ready_frame(content):
-            self.transport.write(content.frame)
+            write_now(self.transport, content.frame)
             return
         super().serverSend(content, binary)
 
@@ -118,10 +152,31 @@ class WebSocketFactory(ws_protocol.WebSocketFactory):
         self.setProtocolOptions(failByDrop=False)
 
 
+class LazyFormat:
+    """pprint.pformat(value), formatted only when a log line prints it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+
 def main() -> None:
     """Run daphne's command line with our factory."""
     server.WebSocketFactory = WebSocketFactory
-    CommandLineInterface.entrypoint()
+    # A sixth of a connection's handshake went into formatting text nobody logged.
+    autobahn_protocol.pformat = LazyFormat
+    CommandLineInterface().run(with_handshake_timeout(sys.argv[1:]))
+
+
+def with_handshake_timeout(args: list[str]) -> list[str]:
+    """daphne's arguments, with our handshake timeout unless they give one."""
+    if any(arg.startswith("--websocket_connect_timeout") for arg in args):
+        return args
+    return ["--websocket_connect_timeout", str(HANDSHAKE_TIMEOUT), *args]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """The dashboard in a real Chromium against real daphne and publisher processes."""
 
 import base64
-import calendar
 import json
 import os
 import re
@@ -10,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -106,10 +106,10 @@ def token_claims(token: str) -> dict:
 
 
 def stored_timestamps(redis_sync) -> set[int]:
-    """The distinct snapshot times (Unix seconds) held in the Redis history."""
+    """The distinct snapshot times (Unix milliseconds) held in the Redis history."""
     texts = redis_sync.zrange(history_key(), 0, -1)
     stamps = (json.loads(text)["timestamp"] for text in texts)
-    return {calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) for s in stamps}
+    return {round(datetime.fromisoformat(s).timestamp() * 1000) for s in stamps}
 
 
 def test_wrong_password_shows_a_message_then_the_right_one_opens_the_dashboard(
@@ -308,11 +308,11 @@ def test_page_recovers_by_itself_when_the_web_worker_restarts(
         expect_live(page, timeout=20_000)
         page.wait_for_function(
             "(t) => Number(document.getElementById('dashboard').dataset.last) > t",
-            arg=down_until,
+            arg=down_until / 1000,
             timeout=10_000,
         )
         drawn = dataset(page)
-    first, last = float(drawn["first"]), float(drawn["last"])
+    first, last = (round(float(drawn[end]) * 1000) for end in ("first", "last"))
     stored = {t for t in stored_timestamps(redis_sync) if first <= t <= last}
     assert int(drawn["points"]) == len(stored), "the gap was not filled from history"
 

@@ -109,6 +109,31 @@ async def test_deactivating_a_user_closes_their_sockets_only(server, user, bob):
     await bobs.close()
 
 
+async def test_a_deactivated_user_cannot_reopen_though_the_worker_knew_them(
+    server, user
+):
+    ws = await open_socket(server, token_for(user))
+    assert await ping(ws) == {"type": "pong"}
+    user.is_active = False
+    await sync_to_async(user.save)()
+    assert await close_code(ws, within=5) == CLOSE_UNAUTHORIZED
+    again = await open_socket(server, token_for(user))
+    assert await close_code(again, within=5) == CLOSE_UNAUTHORIZED
+
+
+async def test_a_change_made_without_signals_is_seen_within_the_cache_lifetime(
+    tmp_path, user
+):
+    with processes.daphne(tmp_path, AUTH_USER_CACHE_SECONDS="1") as (_, port):
+        ws = await open_socket(port, token_for(user))
+        assert await ping(ws) == {"type": "pong"}
+        await User.objects.filter(pk=user.pk).aupdate(is_active=False)
+        await asyncio.sleep(1.2)
+        again = await open_socket(port, token_for(user))
+        assert await close_code(again, within=5) == CLOSE_UNAUTHORIZED
+        await ws.close()
+
+
 async def test_deleting_a_user_closes_their_sockets(server, user):
     ws = await open_socket(server, token_for(user))
     assert await ping(ws) == {"type": "pong"}
