@@ -20,10 +20,12 @@ CHECK_ERRORS = (AuthenticationFailed, ValidationError, ValueError, TypeError, Ke
 
 @dataclass(frozen=True)
 class TokenAuthentication:
-    """An access token's active user, and the token's expiry (Unix time)."""
+    """An access token's active user, the token's expiry (Unix time), and the
+    ActiveUsers generation the user was confirmed at."""
 
     user: AbstractBaseUser
     expires_at: float
+    generation: int = 0
 
 
 def validate_token(raw_token: object) -> Token | None:
@@ -63,23 +65,36 @@ class ActiveUsers:
     tables).
     """
 
+    # Past this many entries, expired ones are dropped as new ones come in.
+    PRUNE_ABOVE = 1000
+
     def __init__(self) -> None:
         self.users: dict[str, tuple[AbstractBaseUser, float]] = {}
         self.lookups: dict[str, asyncio.Future] = {}
-        # Bumped by forget(): a lookup that began before is not remembered.
+        # Bumped by forget() and clear(): what was read before may be stale.
         self.generation = 0
 
-    async def get(self, validated: Token) -> AbstractBaseUser | None:
-        """The token's active user, from memory while fresh, else the database."""
+    async def get(self, validated: Token) -> tuple[AbstractBaseUser | None, int]:
+        """The token's active user (from memory while fresh, else the database),
+        and the generation it holds for."""
         user_id = token_user_id(validated)
-        cached = self.users.get(user_id)
-        if cached and time.monotonic() - cached[1] < settings.AUTH_USER_CACHE_SECONDS:
-            return cached[0]
-        lookup = self.lookups.get(user_id)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self.load(user_id, validated))
-            self.lookups[user_id] = lookup
-        return await asyncio.shield(lookup)
+        while True:
+            generation = self.generation
+            cached = self.users.get(user_id)
+            if cached and self.fresh(cached[1]):
+                return cached[0], generation
+            lookup = self.lookups.get(user_id)
+            if lookup is None:
+                lookup = asyncio.ensure_future(self.load(user_id, validated))
+                self.lookups[user_id] = lookup
+            user = await asyncio.shield(lookup)
+            # A revocation while the query ran may have come too late for it.
+            if generation == self.generation:
+                return user, generation
+
+    def fresh(self, read_at: float) -> bool:
+        """Whether an entry read at `read_at` (monotonic) may still be trusted."""
+        return time.monotonic() - read_at < settings.AUTH_USER_CACHE_SECONDS
 
     async def load(self, user_id: str, validated: Token) -> AbstractBaseUser | None:
         """Read the user from the database and remember an active one."""
@@ -91,6 +106,12 @@ class ActiveUsers:
                 del self.lookups[user_id]
         if user is not None and generation == self.generation:
             self.users[user_id] = (user, started)
+            if len(self.users) > self.PRUNE_ABOVE:
+                self.users = {
+                    key: entry
+                    for key, entry in self.users.items()
+                    if self.fresh(entry[1])
+                }
         return user
 
     def forget(self, user_id: object) -> None:
@@ -125,7 +146,7 @@ async def authenticate_socket_token(raw_token: object) -> TokenAuthentication | 
     validated = validate_token(raw_token)
     if validated is None:
         return None
-    user = await get_active_users().get(validated)
+    user, generation = await get_active_users().get(validated)
     if user is None:
         return None
-    return TokenAuthentication(user=user, expires_at=float(validated["exp"]))
+    return TokenAuthentication(user, float(validated["exp"]), generation)

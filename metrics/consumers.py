@@ -13,15 +13,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from accounts.middleware import BEARER_PROTOCOL
-from accounts.tokens import authenticate_socket_token
+from accounts.middleware import BEARER_PROTOCOL, get_socket_token
+from accounts.tokens import authenticate_socket_token, get_active_users
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.ratelimit import TokenBucket
 from metrics.snapshots import format_timestamp
 from metrics.store import load_latest
 from metrics.viewers import get_registry
-from monitor.frames import SharedText
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +40,6 @@ MAX_ECHOED_TYPE = 40
 check_permission = database_sync_to_async(can_watch, thread_sensitive=False)
 
 
-def newest(*events: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The snapshot event published last, of those given (None if none is)."""
-    found = [event for event in events if event is not None]
-    return max(found, key=lambda event: event["ts"], default=None)
-
-
 class MetricsConsumer(AsyncJsonWebsocketConsumer):
     """Streams snapshots to one authenticated client and answers its frames.
 
@@ -63,8 +56,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     authorized = False
     # Publish time of the snapshot sent on connect: the first broadcast may repeat it.
     sent_on_connect: float | None = None
-    # Broadcasts that arrive while connect() is still sending the latest snapshot.
+    # Broadcasts that arrive from joining until connect() has sent what it holds.
     held: list[tuple[float | None, str]] | None = None
+    accepted = False
+    # A revocation that came before the handshake completed (closed right after).
+    revoked = False
     expires_at: float | None = None
     # A timer, not a task per socket: thousands of sockets each wait for expiry.
     expiry_timer: asyncio.TimerHandle | None = None
@@ -91,6 +87,26 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if not await self.may_watch(user):
             await self.refuse(CLOSE_FORBIDDEN)
             return
+        self.held = []
+        self.user_id = str(user.pk)
+        try:
+            await get_fanout().join(self)
+            self.joined = True
+            joined_at = time.monotonic()
+            get_registry().add()
+            if not await self.still_active():
+                await self.refuse(CLOSE_UNAUTHORIZED)
+                return
+            latest = await load_latest(not_before=joined_at)
+        except (RedisError, OSError) as error:
+            logger.warning("Redis unavailable on connect: %s", error)
+            await self.refuse(CLOSE_INTERNAL_ERROR)
+            return
+        await self.accept(self.subprotocol())
+        self.accepted = True
+        if self.revoked:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
         self.authorized = True
         self.bucket = TokenBucket(
             settings.METRICS_WS_MESSAGES_PER_SECOND, settings.METRICS_WS_MESSAGE_BURST
@@ -98,25 +114,26 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         self.expires_at = self.scope.get("token_expires_at")
         if self.expires_at is not None:
             self.check_expiry()
-        self.held = []
-        self.user_id = str(user.pk)
-        try:
-            await get_fanout().join(self)
-            self.joined = True
-            get_registry().add()
-            latest = newest(await load_latest(), get_fanout().newest)
-        except (RedisError, OSError) as error:
-            logger.warning("Redis unavailable on connect: %s", error)
-            await self.refuse(CLOSE_INTERNAL_ERROR)
-            return
-        await self.accept(self.subprotocol())
         if latest is not None:
-            await self.send(text_data=SharedText(latest["text"]))
+            await self.send(text_data=latest["text"])
             self.sent_on_connect = latest["ts"]
-        held, self.held = self.held, None
-        for published_at, text in held:
+        # Sent in order even if sending yields and more arrive meanwhile.
+        while self.held:
+            published_at, text = self.held.pop(0)
             if not self.sent_already(published_at):
                 await self.base_send({"type": "websocket.send", "text": text})
+        self.held = None
+
+    async def still_active(self) -> bool:
+        """Whether the user is still active, now that revocations reach this socket.
+
+        Only when the process forgot users since the token was checked (a
+        revocation, or the process just joining the groups) is it checked again.
+        """
+        if self.scope.get("auth_generation") == get_active_users().generation:
+            return True
+        found = await authenticate_socket_token(get_socket_token(self.scope))
+        return found is not None and str(found.user.pk) == self.user_id
 
     def subprotocol(self) -> str | None:
         """The subprotocol to accept: `bearer` if offered (never the token after it)."""
@@ -244,4 +261,8 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
         """The user was deactivated or deleted: close with 4001."""
-        await self.close(code=CLOSE_UNAUTHORIZED)
+        if self.accepted:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+        else:
+            # Closing before the handshake completes would reach a browser as 403.
+            self.revoked = True

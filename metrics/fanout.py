@@ -13,6 +13,7 @@ here close with 4001 and the process's ActiveUsers forgets them.
 """
 
 import asyncio
+import contextlib
 import logging
 from typing import Any, Protocol
 
@@ -48,9 +49,6 @@ class Fanout:
         self.channel: str | None = None
         self.task: asyncio.Task | None = None
         self.lock = asyncio.Lock()
-        # The newest snapshot event delivered while a member: a socket that joins
-        # during a read of the stored latest may see the broadcast go by first.
-        self.newest: dict[str, Any] | None = None
 
     async def join(self, member: Member) -> None:
         """Start delivering the group's events to `member`.
@@ -61,10 +59,19 @@ class Fanout:
         async with self.lock:
             if self.channel is None:
                 channel = await self.channel_layer.new_channel()
-                for group in GROUPS:
-                    await self.channel_layer.group_add(group, channel)
-                self.channel = channel
-                self.task = asyncio.create_task(self.receive_forever(channel))
+                # Reading from the start: cancelling it also drops the channel.
+                task = asyncio.create_task(self.receive_forever(channel))
+                try:
+                    for group in GROUPS:
+                        await self.channel_layer.group_add(group, channel)
+                except BaseException:
+                    task.cancel()
+                    with contextlib.suppress(Exception):
+                        await self.discard(channel)
+                    raise
+                self.channel, self.task = channel, task
+                # Users remembered while revocations did not reach this process.
+                get_active_users().clear()
             self.members.add(member)
 
     async def leave(self, member: Member) -> None:
@@ -74,26 +81,35 @@ class Fanout:
             if self.members or self.channel is None:
                 return
             channel, self.channel = self.channel, None
-            self.newest = None
             self.task.cancel()
             self.task = None
             # Revocations no longer reach this process: trust no remembered user.
             get_active_users().clear()
-            for group in GROUPS:
-                await self.channel_layer.group_discard(group, channel)
+            await self.discard(channel)
+
+    async def discard(self, channel: str) -> None:
+        """Take a channel out of the groups (it is in none of them on return)."""
+        for group in GROUPS:
+            await self.channel_layer.group_discard(group, channel)
 
     async def receive_forever(self, channel: str) -> None:
-        """Deliver each event of the groups to the members, for the process's life."""
+        """Deliver each event of the groups to the members until cancelled."""
         while True:
-            event = await self.channel_layer.receive(channel)
             try:
+                # A message that cannot be decoded raises here; the next may not.
+                event = await self.channel_layer.receive(channel)
                 await self.deliver(event)
+            except asyncio.CancelledError:
+                raise
             except Exception:
-                logger.exception("Could not deliver a %r event", event.get("type"))
+                logger.exception("Could not deliver an event of the group")
 
-    async def deliver(self, event: dict[str, Any]) -> None:
+    async def deliver(self, event: object) -> None:
         """Write a snapshot to every member; close a revoked user's sockets; pass
         any other event to every member's handler."""
+        if not isinstance(event, dict):
+            logger.warning("Dropped a group message that is not an event: %r", event)
+            return
         kind = event.get("type")
         if kind == EVENT_TYPE:
             await self.broadcast(event)
@@ -113,10 +129,6 @@ class Fanout:
             return
         published_at = event.get("ts")
         shared = SharedText(text)
-        if isinstance(published_at, int | float) and (
-            self.newest is None or published_at > self.newest["ts"]
-        ):
-            self.newest = {"ts": published_at, "text": shared}
         for member in list(self.members):
             try:
                 await member.send_snapshot(published_at, shared)
@@ -125,12 +137,21 @@ class Fanout:
                 logger.exception("Could not send a snapshot to one socket")
 
     async def dispatch(self, members: list[Member], event: dict[str, Any]) -> None:
-        """Run each member's handler for the event."""
+        """Run each member's handler for the event (one log line if any fail)."""
+        failures: list[Exception] = []
         for member in members:
             try:
                 await member.dispatch(event)
-            except Exception:
-                logger.exception("A consumer failed on a %r event", event.get("type"))
+            except Exception as error:
+                failures.append(error)
+        if failures:
+            logger.error(
+                "%d of %d consumers failed on a %r event",
+                len(failures),
+                len(members),
+                event.get("type"),
+                exc_info=failures[0],
+            )
 
 
 _fanouts = LoopLocal(Fanout)

@@ -5,12 +5,14 @@ import asyncio
 import functools
 import json
 import socket
+import time
 from typing import Any
 
 import redis
 from django.conf import settings
 from redis import asyncio as aioredis
 
+from monitor.frames import SharedText
 from monitor.loop_local import LoopLocal
 
 
@@ -106,21 +108,30 @@ def load_history(since: float) -> tuple[list[str], dict[str, Any] | None]:
     return [text.decode() for text in texts], parse_heartbeat(beat)
 
 
-_latest_reads: LoopLocal[dict[str, asyncio.Future]] = LoopLocal(dict)
+# The read of the latest snapshot in flight, with the (monotonic) time it began.
+_latest_reads: LoopLocal[dict[str, tuple[float, asyncio.Future]]] = LoopLocal(dict)
 
 
-async def load_latest() -> dict[str, Any] | None:
+async def load_latest(not_before: float | None = None) -> dict[str, Any] | None:
     """Return the latest snapshot event, or None if there is none (or it is garbled).
 
-    Callers that overlap share one read: a storm of connects costs a few GETs
-    (and Redis connections), not one each.
+    Callers that overlap share one read, if it began no earlier than `not_before`
+    (a time.monotonic() value): a storm of connects costs a few GETs, not one each,
+    and none gets an answer older than it asked for. The event's text is a
+    SharedText, framed once for all of them.
     """
     reads = _latest_reads.get()
-    read = reads.get("latest")
-    if read is None:
-        read = reads["latest"] = asyncio.ensure_future(_read_latest())
-        read.add_done_callback(lambda done: reads.pop("latest", None))
+    began, read = reads.get("latest", (None, None))
+    if read is None or (not_before is not None and began < not_before):
+        read = asyncio.ensure_future(_read_latest())
+        reads["latest"] = (time.monotonic(), read)
+        read.add_done_callback(lambda done: _forget_read(reads, done))
     return await asyncio.shield(read)
+
+
+def _forget_read(reads: dict[str, tuple[float, asyncio.Future]], done) -> None:
+    if reads.get("latest", (None, None))[1] is done:
+        del reads["latest"]
 
 
 async def _read_latest() -> dict[str, Any] | None:
@@ -137,7 +148,7 @@ async def _read_latest() -> dict[str, Any] | None:
         or not isinstance(event.get("ts"), int | float)
     ):
         return None
-    return event
+    return dict(event, text=SharedText(event["text"]))
 
 
 async def close_redis() -> None:

@@ -169,6 +169,8 @@ def main() -> None:
     server.WebSocketFactory = WebSocketFactory
     # A sixth of a connection's handshake went into formatting text nobody logged.
     autobahn_protocol.pformat = LazyFormat
+    # autobahn's one other use of it must still return text.
+    autobahn_protocol.Timings.__str__ = lambda timings: pprint.pformat(timings._timings)
     CommandLineInterface().run(with_handshake_timeout(sys.argv[1:]))
 
 

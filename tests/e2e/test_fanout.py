@@ -100,3 +100,23 @@ async def test_other_events_sent_to_the_group_still_reach_every_consumer(
         await layer.group_send(GROUP, {"type": "auth.revoked"})
         codes = await asyncio.gather(*(close_code(ws) for ws in clients))
     assert codes == [CLOSE_UNAUTHORIZED] * 3
+
+
+async def test_garbage_on_the_group_does_not_stop_the_snapshots(
+    tmp_path, access_token, redis_sync, clean_redis, layer
+):
+    with processes.daphne(tmp_path) as (_, port):
+        ws = await open_socket(port, access_token)
+        await eventually(lambda: members(redis_sync) == 1, 5, "process not a member")
+        # Another program on the same Redis: undecodable bytes, a message that is
+        # not an event, an event no consumer handles, a snapshot without text.
+        redis_sync.publish(GROUP_CHANNEL, b"\xc1 not a message")
+        redis_sync.publish(GROUP_CHANNEL, layer.serialize([1, 2, 3]))
+        await layer.group_send(GROUP, {"type": "no.such.handler"})
+        await layer.group_send(GROUP, {"type": "metrics.snapshot", "ts": 1.0})
+        text = snapshot_text("after", 100)
+        await layer.group_send(
+            GROUP, {"type": "metrics.snapshot", "ts": 2.0, "text": text}
+        )
+        assert await asyncio.wait_for(ws.recv(), 10) == text
+        await ws.close()
