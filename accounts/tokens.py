@@ -71,7 +71,7 @@ class ActiveUsers:
     def __init__(self) -> None:
         self.users: dict[str, tuple[AbstractBaseUser, float]] = {}
         self.lookups: dict[str, asyncio.Future] = {}
-        # Bumped by forget() and clear(): what was read before may be stale.
+        # Bumped by forget() and invalidate(): what was read before may be stale.
         self.generation = 0
 
     async def get(self, validated: Token) -> tuple[AbstractBaseUser | None, int]:
@@ -121,8 +121,12 @@ class ActiveUsers:
         self.generation += 1
 
     def clear(self) -> None:
-        """Drop every user (when this process stops hearing of revocations)."""
+        """Drop every remembered user: the next socket of each reads the database."""
         self.users.clear()
+
+    def invalidate(self) -> None:
+        """Drop every user, and treat what any lookup in flight read as stale."""
+        self.clear()
         self.lookups.clear()
         self.generation += 1
 

@@ -128,7 +128,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         """Whether the user is still active, now that revocations reach this socket.
 
         Only when the process forgot users since the token was checked (a
-        revocation, or the process just joining the groups) is it checked again.
+        revocation, or the process leaving the groups) is it checked again.
         """
         if self.scope.get("auth_generation") == get_active_users().generation:
             return True

@@ -70,7 +70,9 @@ class Fanout:
                         await self.discard(channel)
                     raise
                 self.channel, self.task = channel, task
-                # Users remembered while revocations did not reach this process.
+                # Users remembered while revocations did not reach this process
+                # are read again by the next sockets (the sockets connecting now
+                # were checked a moment ago).
                 get_active_users().clear()
             self.members.add(member)
 
@@ -84,7 +86,7 @@ class Fanout:
             self.task.cancel()
             self.task = None
             # Revocations no longer reach this process: trust no remembered user.
-            get_active_users().clear()
+            get_active_users().invalidate()
             await self.discard(channel)
 
     async def discard(self, channel: str) -> None:

@@ -108,29 +108,44 @@ def load_history(since: float) -> tuple[list[str], dict[str, Any] | None]:
     return [text.decode() for text in texts], parse_heartbeat(beat)
 
 
-# The read of the latest snapshot in flight, with the (monotonic) time it began.
-_latest_reads: LoopLocal[dict[str, tuple[float, asyncio.Future]]] = LoopLocal(dict)
+class LatestRead:
+    """One GET of the latest snapshot, shared by the callers that overlap it."""
+
+    def __init__(self) -> None:
+        # When the GET was sent (time.monotonic()); None until the task first runs.
+        self.began: float | None = None
+        self.task = asyncio.ensure_future(self.run())
+
+    async def run(self) -> dict[str, Any] | None:
+        self.began = time.monotonic()
+        return await _read_latest()
+
+    def answers(self, not_before: float | None) -> bool:
+        """Whether this read's answer is no older than `not_before`."""
+        return not_before is None or self.began is None or self.began >= not_before
+
+
+_latest_reads: LoopLocal[dict[str, LatestRead]] = LoopLocal(dict)
 
 
 async def load_latest(not_before: float | None = None) -> dict[str, Any] | None:
     """Return the latest snapshot event, or None if there is none (or it is garbled).
 
-    Callers that overlap share one read, if it began no earlier than `not_before`
+    Callers that overlap share one read, if it is sent no earlier than `not_before`
     (a time.monotonic() value): a storm of connects costs a few GETs, not one each,
     and none gets an answer older than it asked for. The event's text is a
     SharedText, framed once for all of them.
     """
     reads = _latest_reads.get()
-    began, read = reads.get("latest", (None, None))
-    if read is None or (not_before is not None and began < not_before):
-        read = asyncio.ensure_future(_read_latest())
-        reads["latest"] = (time.monotonic(), read)
-        read.add_done_callback(lambda done: _forget_read(reads, done))
-    return await asyncio.shield(read)
+    read = reads.get("latest")
+    if read is None or not read.answers(not_before):
+        read = reads["latest"] = LatestRead()
+        read.task.add_done_callback(lambda _: _forget_read(reads, read))
+    return await asyncio.shield(read.task)
 
 
-def _forget_read(reads: dict[str, tuple[float, asyncio.Future]], done) -> None:
-    if reads.get("latest", (None, None))[1] is done:
+def _forget_read(reads: dict[str, LatestRead], read: LatestRead) -> None:
+    if reads.get("latest") is read:
         del reads["latest"]
 
 
