@@ -1,9 +1,11 @@
 import pytest
 import redis
+from channels.layers import get_channel_layer
 from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
+from metrics.store import close_redis
 
 PASSWORD = "correct horse battery staple"
 
@@ -46,3 +48,12 @@ def user(db):
 @pytest.fixture
 def access_token(user) -> str:
     return str(AccessToken.for_user(user))
+
+
+@pytest.fixture
+async def redis_in_test():
+    """Lets the test use the project's Redis helpers; closes them afterwards."""
+    layer = get_channel_layer()
+    yield layer
+    await layer.flush()
+    await close_redis()

@@ -3,12 +3,10 @@
 import asyncio
 
 import pytest
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from metrics.consumers import CLOSE_UNAUTHORIZED
 from metrics.publisher import GROUP
-from metrics.store import close_redis
 from tests.support import processes
 from tests.support.clients import close_code, open_socket
 from tests.support.waiting import eventually
@@ -16,15 +14,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.django_db(transaction=True)
 
 GROUP_CHANNEL = f"{settings.METRICS_REDIS_PREFIX}:__group__{GROUP}"
-
-
-@pytest.fixture
-async def layer():
-    """The channel layer, as another program publishing to the group sees it."""
-    channel_layer = get_channel_layer()
-    yield channel_layer
-    await channel_layer.flush()
-    await close_redis()
 
 
 def members(redis_sync) -> int:
@@ -67,7 +56,7 @@ async def test_two_processes_with_many_sockets_are_two_members_of_the_group(
 
 @pytest.mark.parametrize("size", [40, 2_000, 70_000])
 async def test_every_socket_gets_each_snapshot_once_verbatim_at_any_size(
-    tmp_path, access_token, redis_sync, clean_redis, layer, size
+    tmp_path, access_token, redis_sync, clean_redis, redis_in_test, size
 ):
     # 70,000 characters encode to more than 64 KiB, the frame length form that
     # needs 8 bytes; runservice limits client messages to 65,536 bytes, not ours.
@@ -79,7 +68,7 @@ async def test_every_socket_gets_each_snapshot_once_verbatim_at_any_size(
         await eventually(lambda: members(redis_sync) == 1, 5, "process not a member")
         texts = [snapshot_text(f"m{number}", size) for number in range(3)]
         for number, text in enumerate(texts):
-            await layer.group_send(
+            await redis_in_test.group_send(
                 GROUP, {"type": "metrics.snapshot", "ts": 100.0 + number, "text": text}
             )
         for ws in clients:
@@ -91,19 +80,19 @@ async def test_every_socket_gets_each_snapshot_once_verbatim_at_any_size(
 
 
 async def test_other_events_sent_to_the_group_still_reach_every_consumer(
-    tmp_path, access_token, redis_sync, clean_redis, layer
+    tmp_path, access_token, redis_sync, clean_redis, redis_in_test
 ):
     with processes.daphne(tmp_path) as (_, port):
         clients = [await open_socket(port, access_token) for _ in range(3)]
         await eventually(lambda: members(redis_sync) == 1, 5, "process not a member")
         # auth.revoked is what the service sends a revoked user's sockets.
-        await layer.group_send(GROUP, {"type": "auth.revoked"})
+        await redis_in_test.group_send(GROUP, {"type": "auth.revoked"})
         codes = await asyncio.gather(*(close_code(ws) for ws in clients))
     assert codes == [CLOSE_UNAUTHORIZED] * 3
 
 
 async def test_garbage_on_the_group_does_not_stop_the_snapshots(
-    tmp_path, access_token, redis_sync, clean_redis, layer
+    tmp_path, access_token, redis_sync, clean_redis, redis_in_test
 ):
     with processes.daphne(tmp_path) as (_, port):
         ws = await open_socket(port, access_token)
@@ -111,11 +100,11 @@ async def test_garbage_on_the_group_does_not_stop_the_snapshots(
         # Another program on the same Redis: undecodable bytes, a message that is
         # not an event, an event no consumer handles, a snapshot without text.
         redis_sync.publish(GROUP_CHANNEL, b"\xc1 not a message")
-        redis_sync.publish(GROUP_CHANNEL, layer.serialize([1, 2, 3]))
-        await layer.group_send(GROUP, {"type": "no.such.handler"})
-        await layer.group_send(GROUP, {"type": "metrics.snapshot", "ts": 1.0})
+        redis_sync.publish(GROUP_CHANNEL, redis_in_test.serialize([1, 2, 3]))
+        await redis_in_test.group_send(GROUP, {"type": "no.such.handler"})
+        await redis_in_test.group_send(GROUP, {"type": "metrics.snapshot", "ts": 1.0})
         text = snapshot_text("after", 100)
-        await layer.group_send(
+        await redis_in_test.group_send(
             GROUP, {"type": "metrics.snapshot", "ts": 2.0, "text": text}
         )
         assert await asyncio.wait_for(ws.recv(), 10) == text

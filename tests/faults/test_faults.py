@@ -10,12 +10,10 @@ import time
 
 import psutil
 import pytest
-from channels.layers import get_channel_layer
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from metrics.publisher import GROUP, make_event
-from metrics.store import close_redis
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import close_code, metrics_url, open_socket, receive_json
@@ -27,15 +25,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _fresh_redis_keys(clean_redis):
     """Each test starts without a latest snapshot left by another."""
-
-
-@pytest.fixture
-async def redis_in_test():
-    """Lets the test use the project's Redis helpers; closes them afterwards."""
-    layer = get_channel_layer()
-    yield layer
-    await layer.flush()
-    await close_redis()
 
 
 async def next_snapshot(ws, after: str | None = None, within: float = 15) -> dict:
