@@ -14,7 +14,11 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from accounts.middleware import BEARER_PROTOCOL, get_socket_token
-from accounts.tokens import authenticate_socket_token, get_active_users
+from accounts.tokens import (
+    TokenAuthentication,
+    authenticate_socket_token,
+    get_active_users,
+)
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.ratelimit import TokenBucket
@@ -121,7 +125,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         while self.held:
             published_at, text = self.held.pop(0)
             if not self.sent_already(published_at):
-                await self.base_send({"type": "websocket.send", "text": text})
+                await self.send(text_data=text)
         self.held = None
 
     async def still_active(self) -> bool:
@@ -132,7 +136,12 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         """
         if self.scope.get("auth_generation") == get_active_users().generation:
             return True
-        found = await authenticate_socket_token(get_socket_token(self.scope))
+        return self.same_user(
+            await authenticate_socket_token(get_socket_token(self.scope))
+        )
+
+    def same_user(self, found: TokenAuthentication | None) -> bool:
+        """Whether a token checked out, for this socket's user."""
         return found is not None and str(found.user.pk) == self.user_id
 
     def subprotocol(self) -> str | None:
@@ -214,7 +223,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     async def renew(self, token: object) -> None:
         """Extend the socket's life with a new access token of the same user."""
         found = await authenticate_socket_token(token)
-        if found is None or found.user.pk != self.scope["user"].pk:
+        if not self.same_user(found):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         if not await self.may_watch(found.user):
