@@ -196,11 +196,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves the collected files (`collectstatic`, which ./run and the image
 # run) with far-future caching of their hashed names; no CDN, no separate server.
+# The storage also points the dashboard's ES module imports at the hashed names.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    },
+    "staticfiles": {"BACKEND": "core.staticfiles.JSModuleManifestStorage"},
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -27,6 +27,9 @@ LIVE_WITHIN = 15_000  # ms for the page to show a live stream
 SOCKET_URL = re.compile(r"/api/ws/metrics")
 EXPIRED = "Your session has expired; log in again."
 REFUSED = "The server no longer accepts your session; log in again."
+MODULES = processes.ROOT / "metrics" / "static" / "metrics" / "dashboard"
+# A dashboard module under its collected name: the first 12 hex digits of its MD5.
+HASHED_MODULE = re.compile(r"/metrics/dashboard/(?P<name>\w+)\.[0-9a-f]{12}\.js$")
 
 
 @contextmanager
@@ -103,6 +106,14 @@ def token_claims(token: str) -> dict:
     """The payload of a JWT, unverified."""
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def module_urls(page: Page) -> dict[str, str]:
+    """The dashboard's modules as the page loaded them: name -> hashed URL."""
+    urls = page.evaluate(
+        "() => performance.getEntriesByType('resource').map((entry) => entry.name)"
+    )
+    return {m["name"]: url for url in urls if (m := HASHED_MODULE.search(url))}
 
 
 def stored_timestamps(redis_sync) -> set[int]:
@@ -208,17 +219,19 @@ def test_charts_hold_history_right_after_load(service, user, context, page):
 
 def test_helpers_format_units_for_people(service, page):
     page.goto(f"http://127.0.0.1:{service}/")
+    # The module instance the page itself runs: the same URL, so the same module.
+    formatting = module_urls(page)["formatting"]
     formatted = page.evaluate(
-        """async () => {
-            const src = document.querySelector("script[type=module]").src;
-            const f = await import(src);
+        """async (url) => {
+            const f = await import(url);
             return [
                 f.formatBytes(512), f.formatBytes(10240), f.formatBytes(17179869184),
                 f.formatRate(1572864), f.formatRate(0), f.formatRate(null),
                 f.formatPercent(45.25), f.formatPercent(null),
                 f.formatBytes(1048576, {trim: true}),
             ];
-        }"""
+        }""",
+        formatting,
     )
     assert formatted == [
         "512 B",
@@ -231,6 +244,27 @@ def test_helpers_format_units_for_people(service, page):
         "—",
         "1 MiB",
     ]
+
+
+def test_each_module_loads_from_its_hashed_url_without_errors(service, user, page):
+    responses, errors = [], []
+    page.on("response", lambda r: responses.append((r.url, r.status)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, service)
+    expect_live(page)
+    # collectstatic's manifest (the one daphne serves) names each module's hashed file.
+    manifest = json.loads((Path(settings.STATIC_ROOT) / "staticfiles.json").read_text())
+    static = f"http://127.0.0.1:{service}/static/"
+    expected = {
+        static + manifest["paths"][f"metrics/dashboard/{path.name}"]
+        for path in MODULES.glob("*.js")
+    }
+    loaded = {url: status for url, status in responses if "/metrics/dashboard/" in url}
+    assert set(loaded) == expected, "a module was loaded by another name, or not at all"
+    assert set(loaded.values()) == {200}
+    assert [(url, status) for url, status in responses if status >= 400] == []
+    assert errors == []
 
 
 def test_a_close_with_4001_returns_to_the_login_form(service, user, page):

@@ -1,0 +1,185 @@
+// Socket: the live stream. Load the history first (all of it, or only the gap after a
+// reconnect), then open the WebSocket with the access token as its `bearer`
+// subprotocol; hand it each renewed token in an `auth` frame; reconnect by itself
+// with a jittered, exponentially growing delay; ping a quiet socket, drop a dead one.
+// This module never touches the page: it reports through the handlers the entry
+// module gave it (setHandlers).
+
+import * as auth from "./auth.js";
+import { HISTORY_SECONDS } from "./snapshots.js";
+
+const BACKOFF_FIRST = 0.5; // seconds before the first reconnect (before jitter)
+const BACKOFF_MAX = 30; // ceiling of the reconnect delay, in seconds
+const PING_EVERY = 30_000; // ms of silence after which the socket is pinged
+const PONG_WITHIN = 10_000; // ms a ping may go unanswered before the socket is dropped
+const OPEN_WITHIN = 15_000; // ms a WebSocket handshake may take
+const CLOSE_AUTH_FAILED = 4001; // bad, expired or revoked token
+const CLOSE_FORBIDDEN = 4003; // the user may not watch this host
+
+const stream = {
+  socket: null,
+  generation: 0, // bumped by stop(), so late answers for a stopped stream are ignored
+  connecting: false, // history being loaded before the socket opens
+  attempt: 0,
+  interval: 5, // seconds between snapshots, from the history endpoint
+  lastSnapshotAt: 0, // ms (this clock) when the last snapshot came
+  openedAt: 0, // ms when the socket opened (or began to)
+  lastMessageAt: 0, // ms when the socket last said anything (a snapshot, a pong)
+  lastPingAt: 0,
+  historyLoaded: false,
+  refusedBefore: false, // the last socket was refused (4001) with no snapshot since
+  reconnectTimer: 0,
+};
+
+const handlers = {
+  state: (state) => {}, // "reconnecting", "live" or "stale"
+  history: (history, { first }) => {}, // the history endpoint's answer; first since start
+  snapshot: (message) => {}, // a snapshot from the socket
+  ended: (reason) => {}, // the server ended the session: "refused" or "forbidden"
+};
+
+/** Say what the page does with the stream's news. */
+export function setHandlers(given) {
+  Object.assign(handlers, given);
+}
+
+/** Seconds between snapshots, as the server last said. */
+export function snapshotInterval() {
+  return stream.interval;
+}
+
+/** Load history (all of it at first, else the gap), then open the socket. */
+export async function connect() {
+  const generation = stream.generation;
+  clearTimeout(stream.reconnectTimer);
+  stream.connecting = true;
+  try {
+    if (auth.refreshIsDue() && !(await auth.refreshAccess())) return;
+    const gap = (Date.now() - stream.lastSnapshotAt) / 1000 + 3 * stream.interval;
+    const seconds = stream.historyLoaded
+      ? Math.ceil(Math.min(HISTORY_SECONDS, gap))
+      : HISTORY_SECONDS;
+    const history = await auth.loadHistory(seconds);
+    if (generation !== stream.generation) return;
+    stream.interval = history.interval;
+    handlers.history(history, { first: !stream.historyLoaded });
+    stream.historyLoaded = true;
+    openSocket();
+  } catch (error) {
+    if (error instanceof auth.SessionEnded || generation !== stream.generation) return;
+    scheduleReconnect();
+  } finally {
+    if (generation === stream.generation) stream.connecting = false;
+  }
+}
+
+/** Close the socket and forget the stream's progress: the session has ended. */
+export function stop() {
+  stream.generation += 1;
+  clearTimeout(stream.reconnectTimer);
+  dropSocket();
+  stream.attempt = 0;
+  stream.connecting = false;
+  stream.historyLoaded = false;
+  stream.refusedBefore = false;
+  stream.lastSnapshotAt = stream.openedAt = 0;
+}
+
+/** Hand the open socket the new access token, or the server closes it at expiry. */
+export function renew() {
+  if (stream.socket?.readyState === WebSocket.OPEN) {
+    stream.socket.send(JSON.stringify({ type: "auth", token: auth.accessToken() }));
+  }
+}
+
+function openSocket() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  // The token goes as a subprotocol, not in the URL, which servers and proxies log.
+  const url = `${scheme}://${location.host}/api/ws/metrics`;
+  const socket = new WebSocket(url, ["bearer", auth.accessToken()]);
+  stream.socket = socket;
+  stream.openedAt = Date.now(); // the handshake started; onopen resets it
+  socket.onopen = () => {
+    stream.openedAt = stream.lastMessageAt = Date.now();
+  };
+  socket.onmessage = (event) => {
+    stream.lastMessageAt = Date.now();
+    const message = JSON.parse(event.data);
+    if (message.type !== "metrics") return;
+    stream.lastSnapshotAt = stream.lastMessageAt;
+    stream.attempt = 0;
+    stream.refusedBefore = false;
+    handlers.state("live");
+    handlers.snapshot(message);
+  };
+  socket.onclose = (event) => {
+    if (stream.socket !== socket) return;
+    stream.socket = null;
+    if (event.code === CLOSE_FORBIDDEN) handlers.ended("forbidden");
+    else if (event.code === CLOSE_AUTH_FAILED) retryRefused();
+    else scheduleReconnect();
+  };
+}
+
+/** After a 4001, try once more with a new access token (ours may just have expired). */
+async function retryRefused() {
+  if (stream.refusedBefore) {
+    handlers.ended("refused");
+    return;
+  }
+  stream.refusedBefore = true;
+  try {
+    if (await auth.refreshAccess()) connect();
+  } catch {
+    scheduleReconnect(); // the server is unreachable: keep trying
+  }
+}
+
+function dropSocket() {
+  const socket = stream.socket;
+  stream.socket = null;
+  if (socket) {
+    socket.onclose = socket.onmessage = socket.onopen = null;
+    socket.close();
+  }
+}
+
+/** Reconnect after a jittered, exponentially growing delay. */
+function scheduleReconnect() {
+  handlers.state("reconnecting");
+  clearTimeout(stream.reconnectTimer);
+  const ceiling = Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** stream.attempt);
+  const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+  stream.attempt += 1;
+  stream.reconnectTimer = setTimeout(connect, delay * 1000);
+}
+
+/** Reconnect at once (the network is back), unless a connection is under way. */
+export function reconnectNow() {
+  if (auth.hasSession() && !stream.socket && !stream.connecting) {
+    stream.attempt = 0;
+    connect();
+  }
+}
+
+/** Once a second: mark the stream stale, ping a quiet socket, drop a dead one. */
+export function watch() {
+  const socket = stream.socket;
+  const now = Date.now();
+  if (socket?.readyState === WebSocket.CONNECTING && now - stream.openedAt > OPEN_WITHIN) {
+    dropSocket(); // a handshake lost in the network
+    scheduleReconnect();
+  }
+  if (socket?.readyState !== WebSocket.OPEN) return;
+  const waited = now - Math.max(stream.lastSnapshotAt, stream.openedAt);
+  if (waited > 2 * stream.interval * 1000) handlers.state("stale");
+  const pingAfter = Math.min(PING_EVERY, 2 * stream.interval * 1000);
+  const quiet = now - stream.lastMessageAt;
+  if (quiet > pingAfter + PONG_WITHIN) {
+    dropSocket(); // no answer to our ping: the network is gone without a close
+    scheduleReconnect();
+  } else if (quiet > pingAfter && now - stream.lastPingAt > pingAfter) {
+    stream.lastPingAt = now;
+    socket.send(JSON.stringify({ type: "ping" }));
+  }
+}
