@@ -1,4 +1,4 @@
-"""tests/perf/fanout.py, the fan-out load tool, run end to end with a few clients."""
+"""tests/perf/fanout, the fan-out load tool, run end to end with a few clients."""
 
 import json
 import subprocess
@@ -9,14 +9,14 @@ from django.conf import settings
 
 from tests.support.processes import ROOT
 
-TOOL = ROOT / "tests" / "perf" / "fanout.py"
+TOOL = "tests.perf.fanout"
 CLIENTS = 20
 BROADCASTS = 2
 
 
 def run_tool(*flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(TOOL), *flags],
+        [sys.executable, "-m", TOOL, *flags],
         cwd=ROOT,
         capture_output=True,
         text=True,
