@@ -1,6 +1,6 @@
-"""A bare `websockets` broadcast server: the ceiling that fanout.py measures against.
+"""A bare `websockets` broadcast server: the ceiling the fanout tool measures against.
 
-tests/perf/fanout.py starts it; by hand, from the project root:
+The load tool (tests/perf/fanout) starts it; by hand, from the project root:
 
     .venv/bin/python tests/perf/bare_server.py --payload-file snapshot.json
         [--interval 1] [--port 0] [--backlog 1024]

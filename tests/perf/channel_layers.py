@@ -17,7 +17,7 @@ one run and side by side, it measures:
 Run from the project root against a quiet Redis (other clients' commands would be
 counted too); no Django settings are needed:
 
-    .venv/bin/python tests/perf/channel_layers.py [--members 10,100,1000]
+    .venv/bin/python -m tests.perf.channel_layers [--members 10,100,1000]
         [--broadcasts 20] [--redis-url redis://127.0.0.1:6379/0]
 
 Progress goes to stderr and one JSON object to stdout. Every key it writes is under
@@ -29,7 +29,6 @@ import asyncio
 import importlib.metadata
 import json
 import logging
-import math
 import multiprocessing
 import os
 import platform
@@ -45,6 +44,9 @@ from typing import Any, TypeVar
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from redis import asyncio as aioredis
+
+from tests.support.redis_keys import delete_prefixed
+from tests.support.stats import percentile
 
 logger = logging.getLogger("channel_layers")
 
@@ -114,18 +116,6 @@ async def close_layer(layer: Layer) -> None:
         await bounded(layer.flush())
 
 
-async def delete_prefixed(client: aioredis.Redis, prefix: str) -> int:
-    """Delete every key whose name starts with `prefix`; return how many."""
-
-    async def collect() -> list[bytes]:
-        return [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-
-    keys = await bounded(collect())
-    for start in range(0, len(keys), 500):
-        await bounded(client.delete(*keys[start : start + 500]))
-    return len(keys)
-
-
 @dataclass(frozen=True)
 class ServerCounters:
     """Redis' cumulative command calls and network bytes at one moment."""
@@ -188,12 +178,6 @@ def summarise_work(
             (delta.net_out - overhead.net_out) / count
         ),
     }
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Return the nearest-rank percentile of `samples`."""
-    ordered = sorted(samples)
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 async def count_subscribers(client: aioredis.Redis, channel: str) -> int:

@@ -1,11 +1,8 @@
 """Real child processes for tests: daphne, publish_metrics and redis-server."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,31 +11,9 @@ from django.conf import settings
 from django.db import connection
 
 from monitor.embedded_redis import EmbeddedRedis
+from tests.support.children import ROOT, free_port, stop_process, wait_for_port
 
-ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:
-    """Wait until `port` accepts connections; fail if `process` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
-            return
-    raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
 
 
 def database_url() -> str:
@@ -79,17 +54,6 @@ def run_to_end(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
     )
 
 
-def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop a child with SIGTERM, then SIGKILL if it does not exit in time."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextmanager
 def running(args: list[str], env: dict[str, str], log: Path) -> Iterator:
     """Run a child process with output to `log`; always stop it on exit."""
@@ -100,7 +64,7 @@ def running(args: list[str], env: dict[str, str], log: Path) -> Iterator:
     try:
         yield process
     finally:
-        stop(process)
+        stop_process(process)
 
 
 @contextmanager

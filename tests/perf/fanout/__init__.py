@@ -1,0 +1,72 @@
+"""Load tool: the service's broadcast fan-out, beside a bare websockets server's.
+
+One run measures two targets in turn, with the same number of clients, interval,
+payload and procedure:
+
+- "bare": tests/perf/bare_server.py, a pure `websockets` server broadcasting a real
+  ~2 KB snapshot of this host every interval (the ceiling);
+- "service": the project as production runs it, `manage.py runservice --workers K
+  --port P --interval S`, on a fresh SQLite database in a temporary directory, with
+  a random Redis key prefix; every client holds its own real JWT access token.
+
+For each: the connect storm (all clients at once: seconds, rate, failures by kind,
+handshake times, the kernel's listen-queue overflows), server memory per connection
+(RSS growth over the storm, after a few sockets per web process were opened and
+closed so one-time set-up is not counted),
+then after a warm-up broadcast that every client received, a window of --broadcasts
+broadcasts: publish -> first and publish -> last client latency per broadcast,
+latency over all deliveries, lost and duplicated messages, disconnections, and CPU
+time of the server's web processes (per delivery), of the publisher and Redis, and
+of the tool's own client processes (whether they were saturated, which would make
+the figures the tool's rather than the server's).
+
+Run from the project root (Redis: --redis-url, else 127.0.0.1:6379 if it answers,
+else an embedded redis-server the tool starts):
+
+    .venv/bin/python -m tests.perf.fanout --clients 2000 [--workers 1]
+        [--interval 1] [--broadcasts 10] [--client-processes 1]
+        [--connect-timeout 30] [--only bare|service] [--redis-url redis://...]
+
+Progress goes to stderr and one JSON line to stdout; a failure is one line on stderr
+and a non-zero exit (a target that accepted no client at all is one too, after the
+JSON line, which has its connect figures). Every child process is stopped and every
+Redis key the run made (all under its random prefix) is deleted before it exits;
+nothing else is touched. Latencies are from the message's timestamp to the moment
+its bytes reached the client process.
+
+One job per module:
+
+- __main__: the command line, the JSON line and the exit status;
+- runs: one run, the targets in turn, everything cleaned up;
+- targets: the servers under test, their processes, Redis and tokens;
+- clients: the client processes and the sockets they hold;
+- measurement: the procedure against one target, and what it samples;
+- report: the figures made of the samples;
+- broadcasts: a broadcast, known by its timestamp;
+- resources: what processes and the kernel use (CPU, memory, sockets, limits).
+"""
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+
+class FanoutError(Exception):
+    """The run cannot go on; the message says why, in one line."""
+
+
+async def finish(cleanup: Awaitable[Any]) -> None:
+    """Await a clean-up to its end even if cancelled meanwhile (Ctrl-C, SIGTERM),
+    then pass the cancellation on: children must be stopped, keys deleted."""
+    task = asyncio.ensure_future(cleanup)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()

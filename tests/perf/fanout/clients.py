@@ -1,0 +1,354 @@
+"""The client processes: each holds a share of the sockets and answers the tool.
+
+They run in processes of their own (spawned), so that reading thousands of sockets
+is not the tool's work; the tool talks to them over a pipe.
+"""
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Any
+
+import psutil
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.perf.fanout import FanoutError
+from tests.perf.fanout.broadcasts import extract_key
+from tests.perf.fanout.resources import cpu_seconds
+
+# Snapshots are ~2 KB; this only keeps the client from ever refusing one.
+CLIENT_MAX_MESSAGE_BYTES = 16 * 2**20
+# A socket the server closes within this long of its handshake failed to connect
+# (closed_<code>); one closed later was disconnected during the run.
+SETTLE = 1.0
+CLOSE_TIMEOUT = 20.0
+START_TIMEOUT = 60.0
+
+
+async def receive_on(link: Connection, within: float | None) -> Any:
+    """Await the next object on a pipe without a thread; EOFError if its peer died."""
+    loop = asyncio.get_running_loop()
+    readable = loop.create_future()
+
+    def wake() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(link.fileno(), wake)
+    try:
+        async with asyncio.timeout(within):
+            await readable
+    finally:
+        loop.remove_reader(link.fileno())
+    return link.recv()
+
+
+class TimedClientConnection(ClientConnection):
+    """A client connection that notes when bytes last reached it, before parsing.
+
+    That is the receive time of the message they complete. The moment recv()
+    returns the message would add the client's work on every other socket that
+    became readable at the same time. (Snapshots come an interval apart: a socket's
+    last bytes are its latest message's unless the client is an interval behind.)
+    """
+
+    arrived_at = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self.arrived_at = time.time()
+        super().data_received(data)
+
+
+class ClientShare:
+    """A client process's share of the sockets, and its answers to the tool."""
+
+    def __init__(self, link: Connection) -> None:
+        self.link = link
+        self.sockets: list[TimedClientConnection | None] = []
+        self.attempted_at: list[float] = []
+        self.opened_at: list[float | None] = []
+        self.closed_at: list[float | None] = []
+        self.failed_at: list[float | None] = []
+        self.close_code: list[int | str | None] = []
+        self.kinds: list[str | None] = []
+        self.connected: list[bool] = []
+        # Per socket: timestamp text -> [copies received, first receive wall time].
+        self.received: list[dict[str, list]] = []
+        # Timestamp text -> open sockets that have received it.
+        self.counts: dict[str, int] = {}
+        self.open = 0
+        self.listeners: set[asyncio.Task] = set()
+
+    async def serve(self) -> None:
+        """Answer the tool's requests until told to close or the tool goes away."""
+        while True:
+            try:
+                command, payload = await receive_on(self.link, None)
+            except (EOFError, OSError):
+                await self.close_all()
+                return
+            try:
+                reply = await self.handle(command, payload)
+            except Exception as error:  # reported to the tool, which stops the run
+                self.link.send(("error", f"{type(error).__name__}: {error}"))
+                continue
+            self.link.send(("ok", reply))
+            if command == "close":
+                return
+
+    async def handle(self, command: str, payload: Any) -> Any:
+        """Do one request of the tool."""
+        if command == "ping":
+            return os.getpid()
+        if command == "connect":
+            return await self.connect_all(**payload)
+        if command == "settle":
+            return await self.settle()
+        if command == "status":
+            return {"open": self.open, "counts": dict(self.counts)}
+        if command == "collect":
+            return self.collect(payload)
+        if command == "close":
+            await self.close_all()
+            return None
+        raise ValueError(f"unknown command {command!r}")
+
+    async def connect_all(
+        self, urls: list[str], origin: str, open_timeout: float
+    ) -> dict[str, Any]:
+        """Open every socket at once; return when it began, how long it took and
+        this process's CPU time meanwhile."""
+        count = len(urls)
+        self.sockets = [None] * count
+        self.attempted_at = [0.0] * count
+        self.opened_at = [None] * count
+        self.closed_at = [None] * count
+        self.failed_at = [None] * count
+        self.close_code = [None] * count
+        self.received = [{} for _ in range(count)]
+        started, cpu = time.time(), time.process_time()
+        self.kinds = await asyncio.gather(
+            *(
+                self.open_socket(index, url, origin, open_timeout)
+                for index, url in enumerate(urls)
+            )
+        )
+        return {
+            "started": started,
+            "seconds": time.time() - started,
+            "cpu_s": time.process_time() - cpu,
+        }
+
+    async def settle(self) -> dict[str, Any]:
+        """After SETTLE seconds, report which sockets connected and which failed."""
+        await asyncio.sleep(SETTLE)
+        count = len(self.kinds)
+        failures: Counter[str] = Counter()
+        failed_after = []
+        self.connected = []
+        for index, kind in enumerate(self.kinds):
+            if kind is None and self.closed_soon(index):
+                kind = f"closed_{self.close_code[index]}"
+                self.failed_at[index] = self.closed_at[index]
+            self.connected.append(kind is None)
+            if kind is not None:
+                failures[kind] += 1
+                failed_after.append(self.failed_at[index] - self.attempted_at[index])
+        opened = [
+            (self.opened_at[index], self.opened_at[index] - self.attempted_at[index])
+            for index in range(count)
+            if self.connected[index]
+        ]
+        return {
+            "connected": len(opened),
+            "failures": dict(failures),
+            "last_handshake": max((at for at, _ in opened), default=None),
+            "handshake_seconds": [took for _, took in opened],
+            "failure_seconds": failed_after,
+        }
+
+    def closed_soon(self, index: int) -> bool:
+        """Whether the server closed an opened socket within SETTLE of its handshake."""
+        closed_at, opened_at = self.closed_at[index], self.opened_at[index]
+        return closed_at is not None and closed_at - opened_at <= SETTLE
+
+    async def open_socket(
+        self, index: int, url: str, origin: str, open_timeout: float
+    ) -> str | None:
+        """Open one socket and start reading it; return the failure's kind, if any."""
+        self.attempted_at[index] = time.time()
+        try:
+            websocket = await connect(
+                url,
+                origin=origin,
+                open_timeout=open_timeout,
+                ping_interval=None,
+                max_size=CLIENT_MAX_MESSAGE_BYTES,
+                compression=None,
+                close_timeout=5,
+                create_connection=TimedClientConnection,
+            )
+        except TimeoutError:
+            kind = "timeout"
+        except ConnectionRefusedError:
+            kind = "refused"
+        except InvalidStatus as error:
+            kind = f"http_{error.response.status_code}"
+        except Exception as error:  # every other failure is counted, by name
+            kind = f"other:{type(error).__name__}"
+        else:
+            kind = None
+        if kind is not None:
+            self.failed_at[index] = time.time()
+            return kind
+        self.opened_at[index] = time.time()
+        self.sockets[index] = websocket
+        self.open += 1
+        task = asyncio.create_task(self.listen(index, websocket))
+        self.listeners.add(task)
+        task.add_done_callback(self.listeners.discard)
+        return None
+
+    async def listen(self, index: int, websocket: TimedClientConnection) -> None:
+        """Record each message's timestamp and receive time; kept light on purpose."""
+        received = self.received[index]
+        counts = self.counts
+        code: int | str
+        try:
+            while True:
+                message = await websocket.recv(decode=False)
+                now = websocket.arrived_at
+                key = extract_key(message)
+                entry = received.get(key)
+                if entry is None:
+                    received[key] = [1, now]
+                    counts[key] = counts.get(key, 0) + 1
+                else:
+                    entry[0] += 1
+        except ConnectionClosed as error:
+            code = error.rcvd.code if error.rcvd is not None else 1006
+        except Exception as error:  # the socket is lost to us all the same
+            code = f"client_{type(error).__name__}"
+        self.closed_at[index] = time.time()
+        self.close_code[index] = code
+        self.open -= 1
+        for key in received:
+            counts[key] -= 1
+
+    def collect(self, keys: list[str]) -> list[tuple[int | None, list]]:
+        """Per connected socket: its close code if closed, and per key
+        (copies, first receive time)."""
+        results = []
+        for index, connected in enumerate(self.connected):
+            if not connected:
+                continue
+            received = self.received[index]
+            code = self.close_code[index] if self.closed_at[index] is not None else None
+            results.append(
+                (code, [tuple(received.get(key) or (0, None)) for key in keys])
+            )
+        return results
+
+    async def close_all(self) -> None:
+        """Close every socket, giving up on slow closing handshakes."""
+        sockets = [websocket for websocket in self.sockets if websocket is not None]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT / 2):
+                await asyncio.gather(
+                    *(websocket.close() for websocket in sockets),
+                    return_exceptions=True,
+                )
+        for task in list(self.listeners):
+            task.cancel()
+
+
+def run_client_process(link: Connection) -> None:
+    """Entry point of a client process: hold sockets until the tool says close."""
+    # Ctrl-C is the tool's to handle; it tells us to close.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asyncio.run(ClientShare(link).serve())
+
+
+class ClientPool:
+    """The tool's client processes (spawned), each with a share of the sockets."""
+
+    def __init__(self, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.links: list[Connection] = []
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        for _ in range(count):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=run_client_process, args=(theirs,), daemon=True
+            )
+            process.start()
+            theirs.close()
+            self.links.append(ours)
+            self.processes.append(process)
+        self.ps = [psutil.Process(process.pid) for process in self.processes]
+
+    async def ping(self) -> None:
+        """Wait until every client process has started and answers."""
+        await self.request_all("ping", [None] * len(self.links), START_TIMEOUT)
+
+    async def request_all(
+        self, command: str, payloads: list[Any], within: float
+    ) -> list[Any]:
+        """Send a request to every client process at once; return their answers."""
+        for link, payload in zip(self.links, payloads, strict=True):
+            try:
+                link.send((command, payload))
+            except OSError as error:
+                raise FanoutError(f"a client process is gone: {error}") from None
+        return await asyncio.gather(
+            *(self.answer(index, command, within) for index in range(len(self.links)))
+        )
+
+    async def answer(self, index: int, command: str, within: float) -> Any:
+        """Return client process `index`'s answer to `command`."""
+        try:
+            status, value = await receive_on(self.links[index], within)
+        except TimeoutError:
+            raise FanoutError(
+                f"client process {index} did not answer {command!r} in {within:g} s"
+            ) from None
+        except (EOFError, OSError):
+            code = self.processes[index].exitcode
+            raise FanoutError(
+                f"client process {index} died during {command!r} (exit code {code})"
+            ) from None
+        if status != "ok":
+            raise FanoutError(f"client process {index} failed {command!r}: {value}")
+        return value
+
+    async def status(self) -> tuple[int, Counter[str]]:
+        """Return how many sockets are open, and per key how many of them have it."""
+        answers = await self.request_all("status", [None] * len(self.links), 30)
+        counts: Counter[str] = Counter()
+        for answer in answers:
+            counts.update(answer["counts"])
+        return sum(answer["open"] for answer in answers), counts
+
+    def cpu(self) -> list[float | None]:
+        """Return each client process's CPU seconds so far."""
+        return [cpu_seconds([process]) for process in self.ps]
+
+    async def close(self) -> None:
+        """Close every socket and stop the processes (killing any that linger)."""
+        alive = [p.is_alive() for p in self.processes]
+        if all(alive):
+            with contextlib.suppress(FanoutError):
+                await self.request_all("close", [None] * len(self.links), CLOSE_TIMEOUT)
+        for process in self.processes:
+            await asyncio.to_thread(process.join, 5)
+            if process.is_alive():
+                process.kill()
+                await asyncio.to_thread(process.join, 5)
+        for link in self.links:
+            link.close()

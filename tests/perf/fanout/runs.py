@@ -1,0 +1,118 @@
+"""One run: the chosen targets in turn, the report assembled, everything cleaned up."""
+
+import argparse
+import asyncio
+import logging
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.perf.fanout import finish
+from tests.perf.fanout.clients import SETTLE
+from tests.perf.fanout.measurement import measure
+from tests.perf.fanout.report import compare, describe_machine
+from tests.perf.fanout.resources import raise_file_limit
+from tests.perf.fanout.targets import (
+    BareTarget,
+    ServiceTarget,
+    Target,
+    build_payload,
+    choose_redis,
+)
+
+logger = logging.getLogger(__name__)
+
+TARGETS = ("bare", "service")
+
+
+async def run_until_signalled(args: argparse.Namespace) -> dict[str, Any]:
+    """run(), cancelled (and so cleaned up) on SIGTERM as on Ctrl-C."""
+    task = asyncio.current_task()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run(args)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the chosen targets in turn and return the report."""
+    file_limit = raise_file_limit()
+    started = time.monotonic()
+    targets = [args.only] if args.only else list(TARGETS)
+    grace = max(2 * args.interval, 5.0)
+    prefix = f"perf-fanout-{uuid.uuid4().hex[:12]}"
+    workdir = Path(tempfile.mkdtemp(prefix="fanout-"))
+    embedded = None
+    failed = True
+    try:
+        payload = await asyncio.to_thread(build_payload)
+        config: dict[str, Any] = {
+            "clients": args.clients,
+            "workers": args.workers,
+            "interval": args.interval,
+            "broadcasts": args.broadcasts,
+            "payload_bytes": len(payload),
+            "client_processes": args.client_processes,
+            "connect_timeout": args.connect_timeout,
+            "grace_s": grace,
+            "settle_s": SETTLE,
+            "compression": None,
+            "targets": targets,
+        }
+        report: dict[str, Any] = {"machine": describe_machine(file_limit)}
+        if "service" in targets:
+            redis_url, source, embedded = await choose_redis(args.redis_url, workdir)
+            config.update(redis=source, key_prefix=prefix)
+        results: dict[str, Any] = {}
+        for name in targets:
+            if name == "bare":
+                target: Target = BareTarget(workdir, payload, args.interval)
+            else:
+                target = ServiceTarget(
+                    workdir, args.workers, args.interval, redis_url, prefix
+                )
+            results[name] = await run_target(target, args, grace)
+        report.update(
+            config=config,
+            bare=results.get("bare"),
+            service=results.get("service"),
+            ratios=(
+                compare(results["bare"], results["service"])
+                if len(results) == 2
+                else None
+            ),
+            elapsed_s=round(time.monotonic() - started, 1),
+        )
+        # A target that could not be measured: its server's log may say why.
+        failed = any("error" in result for result in results.values())
+        return report
+    except asyncio.CancelledError:
+        failed = False  # interrupted: nothing to look into
+        raise
+    finally:
+        if embedded is not None:
+            await finish(asyncio.to_thread(embedded.stop))
+        keep_logs(workdir, failed)
+
+
+def keep_logs(workdir: Path, failed: bool) -> None:
+    """Delete the run's directory, unless it failed and the servers left logs."""
+    if failed and any(workdir.glob("*.log")):
+        logger.info("logs kept in %s", workdir)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def run_target(
+    target: Target, args: argparse.Namespace, grace: float
+) -> dict[str, Any]:
+    """Start a target, measure it and stop it, whatever happens."""
+    logger.info("%s: starting", target.name)
+    try:
+        await target.start(args.clients)
+        return await measure(target, args, grace)
+    finally:
+        logger.info("%s: stopping", target.name)
+        await finish(target.stop())
