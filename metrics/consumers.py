@@ -19,10 +19,10 @@ from accounts.tokens import (
     authenticate_socket_token,
     get_active_users,
 )
+from agent.snapshots import format_timestamp
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.ratelimit import TokenBucket
-from metrics.snapshots import format_timestamp
 from metrics.store import load_latest
 from metrics.viewers import get_registry
 

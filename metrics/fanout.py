@@ -21,9 +21,9 @@ from channels.layers import get_channel_layer
 
 from accounts.revocation import REVOCATION_GROUP, REVOKED_EVENT, USER_REVOKED_EVENT
 from accounts.tokens import get_active_users
-from metrics.publisher import EVENT_TYPE, GROUP
-from monitor.frames import SharedText
-from monitor.loop_local import LoopLocal
+from core.frames import SharedText
+from core.loop_local import LoopLocal
+from metrics.events import EVENT_TYPE, GROUP
 
 logger = logging.getLogger(__name__)
 

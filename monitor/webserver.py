@@ -9,7 +9,7 @@ Run it exactly like daphne: `python -m monitor.webserver [daphne arguments]`.
   unacknowledged for METRICS_WS_SLOW_CLIENT_TIMEOUT seconds (checked every 2 s,
   counting the kernel's send queue too), its connection is dropped. Other clients
   are not delayed: daphne never blocks on one socket.
-- A snapshot, sent as a SharedText (monitor.frames) to many sockets at once, is
+- A snapshot, sent as a SharedText (core.frames) to many sockets at once, is
   framed once: each socket gets the same bytes written, without autobahn's
   per-message work, and straight into the kernel when nothing is queued before
   them (as asyncio's own transports do) instead of on the reactor's next turn.
@@ -37,7 +37,7 @@ from daphne.cli import CommandLineInterface
 from django.conf import settings
 from twisted.internet import tcp
 
-from monitor.frames import SharedText
+from core.frames import SharedText
 
 logger = logging.getLogger(__name__)
 

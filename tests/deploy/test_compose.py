@@ -23,6 +23,7 @@ import pytest
 import yaml
 from django.contrib.auth.hashers import make_password
 
+from core.bounds import DAPHNE_MAX_MESSAGE_BYTES
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
 
@@ -144,6 +145,7 @@ def test_web_serves_the_projects_asgi_application_with_daphne(services):
     joined = " ".join(words)
     assert "-b 0.0.0.0" in joined
     assert "-p 8000" in joined
+    assert f"--websocket-max-message-size {DAPHNE_MAX_MESSAGE_BYTES}" in joined
     module, _, attribute = words[-1].partition(":")
     path = ROOT / (module.replace(".", "/") + ".py")
     assert path.is_file(), f"web runs {words[-1]} but {path} does not exist"

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 
 from metrics.consumers import CLOSE_UNAUTHORIZED
-from metrics.publisher import GROUP
+from metrics.events import GROUP
 from tests.support import processes
 from tests.support.clients import close_code, open_socket
 from tests.support.waiting import eventually
@@ -60,8 +60,7 @@ async def test_every_socket_gets_each_snapshot_once_verbatim_at_any_size(
 ):
     # 70,000 characters encode to more than 64 KiB, the frame length form that
     # needs 8 bytes; runservice limits client messages to 65,536 bytes, not ours.
-    flags = ("--websocket-max-message-size", "65536")
-    with processes.daphne(tmp_path, *flags) as (_, port):
+    with processes.daphne(tmp_path, *processes.MAX_MESSAGE_FLAGS) as (_, port):
         clients = [
             await open_socket(port, access_token, max_size=None) for _ in range(4)
         ]

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from metrics.publisher import GROUP, make_event
+from metrics.events import GROUP, make_event
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import close_code, metrics_url, open_socket, receive_json

@@ -7,7 +7,7 @@ from tests.support import processes
 def server(django_db_setup, django_db_blocker, tmp_path_factory):
     """One real daphne process, with daphne's own message-size limit as in ./run."""
     with processes.daphne(
-        tmp_path_factory.mktemp("daphne"), "--websocket-max-message-size", "65536"
+        tmp_path_factory.mktemp("daphne"), *processes.MAX_MESSAGE_FLAGS
     ) as (_, port):
         yield port
 

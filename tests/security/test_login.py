@@ -24,6 +24,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from accounts.throttles import LoginIPThrottle
+from core.redis import delete_by_prefix
 from monitor.embedded_redis import EmbeddedRedis
 from monitor.settings import env_rate
 from tests.conftest import PASSWORD
@@ -37,10 +38,7 @@ PER_IP = 20  # LOGIN_RATE_PER_IP's default, 20/min
 
 def delete_cache_keys(client: redis.Redis) -> None:
     """Delete this run's cache keys (throttle counts) and nothing else: no FLUSHDB."""
-    prefix = settings.CACHES["default"]["KEY_PREFIX"]
-    keys = list(client.scan_iter(match=f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
+    delete_by_prefix(client, settings.CACHES["default"]["KEY_PREFIX"])
 
 
 @pytest.fixture(autouse=True)

@@ -13,10 +13,13 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from core.bounds import DAPHNE_MAX_MESSAGE_BYTES
 from monitor.embedded_redis import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
+# daphne's own limit on client messages (close 1009), as ./run and the image set it.
+MAX_MESSAGE_FLAGS = ("--websocket-max-message-size", str(DAPHNE_MAX_MESSAGE_BYTES))
 
 
 def free_port() -> int:

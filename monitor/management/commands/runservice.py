@@ -11,36 +11,13 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from metrics.management.commands.publish_metrics import positive_seconds
+from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, Bounds, parse_interval
 from monitor.embedded_redis import EmbeddedRedis
 from monitor.supervisor import Child, Supervisor, SupervisorError
 
 MAX_WORKERS = 64
-# daphne refuses bigger client messages itself (close 1009) before our consumer,
-# which closes anything over METRICS_WS_MAX_MESSAGE_BYTES with 4009, sees them.
-DAPHNE_MAX_MESSAGE_BYTES = 65536
-
-
-def worker_count(raw: str) -> int:
-    """Parse --workers: 1 to MAX_WORKERS."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
-    if not 1 <= value <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_WORKERS}, got {raw!r}")
-    return value
-
-
-def port_number(raw: str) -> int:
-    """Parse --port: 1 to 65535."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 1 to 65535, got {raw!r}")
-    return value
+parse_workers = Bounds(1, MAX_WORKERS).argument(whole=True)
+parse_port = Bounds(1, 65535).argument(whole=True)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -78,17 +55,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Default 127.0.0.1.")
         parser.add_argument(
-            "--port", type=port_number, default=8000, help="Default 8000."
+            "--port", type=parse_port, default=8000, help="Default 8000."
         )
         parser.add_argument(
             "--workers",
-            type=worker_count,
+            type=parse_workers,
             default=os.cpu_count() or 1,
             help="Daphne processes (default: the number of CPUs).",
         )
         parser.add_argument(
             "--interval",
-            type=positive_seconds,
+            type=parse_interval,
             default=None,
             help="Seconds between snapshots (default: METRICS_INTERVAL).",
         )

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from metrics.consumers import CLOSE_UNAUTHORIZED, MetricsConsumer
-from metrics.publisher import GROUP, make_event
+from metrics.events import GROUP, make_event
 from metrics.store import store_snapshot
 from metrics.viewers import get_registry
 from monitor.asgi import application

@@ -8,8 +8,10 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from metrics.publisher import make_event
-from metrics.store import close_redis, history_key, store_snapshot
+from core.keys import redis_key
+from core.redis import close_redis
+from metrics.events import make_event
+from metrics.store import store_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +58,7 @@ def test_history_is_trimmed_to_the_kept_window(clean_redis):
     now = time.time()
     publish(now - settings.METRICS_HISTORY_SECONDS - 10, "too old")
     publish(now, "fresh")
-    assert clean_redis.zcard(history_key()) == 1
+    assert clean_redis.zcard(redis_key("history")) == 1
 
 
 def test_history_defaults_to_everything_kept(api, clean_redis):

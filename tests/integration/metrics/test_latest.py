@@ -5,9 +5,10 @@ import time
 
 import pytest
 
-from metrics.publisher import make_event
-from metrics.store import close_redis, load_latest, store_snapshot
-from monitor.frames import SharedText
+from core.frames import SharedText
+from core.redis import close_redis
+from metrics.events import make_event
+from metrics.store import load_latest, store_snapshot
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import time
 
 from django.conf import settings
 
-from metrics.collectors import HostCollector
-from metrics.publisher import GROUP, LATEST_TTL_INTERVALS, Publisher
+from agent.collectors import HostCollector
+from metrics.events import GROUP
+from metrics.publisher import LATEST_TTL_INTERVALS, Publisher
 from metrics.store import load_latest
 from metrics.viewers import get_registry
 

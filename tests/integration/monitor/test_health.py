@@ -5,7 +5,8 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 
-from metrics.store import close_redis, save_heartbeat
+from core.redis import close_redis
+from metrics.store import save_heartbeat
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from django.core.cache import caches
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from accounts.throttles import PrefixedRedisCache
+from core.cache import PrefixedRedisCache
 from tests.conftest import PASSWORD
 from tests.support import tokens
 

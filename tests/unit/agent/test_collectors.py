@@ -1,4 +1,4 @@
-"""Unit tests for metrics.collectors, with psutil and the clock replaced by fakes."""
+"""Unit tests for agent.collectors, with psutil and the clock replaced by fakes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from metrics.collectors import (
+from agent.collectors import (
     HostCollector,
     collect_cpu,
     collect_disk,

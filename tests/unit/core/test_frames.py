@@ -4,7 +4,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from monitor.frames import SharedText
+from core.frames import SharedText
 
 
 def parse_one(data: bytes) -> tuple[Frame, bool]:
