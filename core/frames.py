@@ -9,7 +9,7 @@ TEXT_FRAME = 0x81  # FIN bit and the text opcode (RFC 6455, section 5.2)
 class SharedText(str):
     """A str sent as is to many WebSocket clients.
 
-    A server that knows this type (monitor.webserver) writes the same ready-made
+    A server that knows this type (runner.webserver) writes the same ready-made
     frame bytes to every socket instead of encoding and framing the text once per
     socket; any other ASGI server sends it as the plain str it is.
     """

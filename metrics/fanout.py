@@ -4,7 +4,7 @@ With a thousand sockets in a process, a channel-layer message and a consumer
 dispatch per socket cost far more than the sending itself, and a channel per
 socket costs a Redis subscription on every connect. Instead the process joins
 the group once, for all its sockets: a snapshot event arrives once, its text is
-wrapped once as a SharedText (framed once by monitor.webserver) and written
+wrapped once as a SharedText (framed once by runner.webserver) and written
 straight to every local socket. Any other event sent to the group is dispatched
 to every consumer, as if each were a member itself.
 

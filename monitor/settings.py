@@ -125,7 +125,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "channels",
-    "monitor",
+    "runner",
     "accounts",
     "metrics",
 ]
@@ -280,7 +280,7 @@ METRICS_WS_MESSAGE_BURST = int(
 )
 
 # A client that does not read its socket is dropped once this many bytes wait to be
-# sent to it, or once data has waited this many seconds (monitor/webserver.py).
+# sent to it, or once data has waited this many seconds (runner/webserver.py).
 METRICS_WS_SEND_BUFFER_BYTES = int(
     env_number(
         "METRICS_WS_SEND_BUFFER_BYTES", default=1048576, bounds=Bounds(4096, 2**30)

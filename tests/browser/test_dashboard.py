@@ -32,7 +32,7 @@ REFUSED = "The server no longer accepts your session; log in again."
 @contextmanager
 def daphne_on(port: int, logs: Path, **env: str) -> Iterator:
     """One daphne process on a given port (so a restarted one takes the same)."""
-    args = [sys.executable, "-m", "monitor.webserver", "-b", "127.0.0.1"]
+    args = [sys.executable, "-m", "runner.webserver", "-b", "127.0.0.1"]
     args += ["-p", str(port)]
     args.append("monitor.asgi:application")
     log = logs / f"daphne-{port}.log"

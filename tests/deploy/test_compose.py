@@ -139,8 +139,8 @@ def test_migrate_is_one_shot(services):
 
 def test_web_serves_the_projects_asgi_application_with_daphne(services):
     words = command_line(services["web"])
-    assert words[:3] == ["python", "-m", "monitor.webserver"]
-    assert (ROOT / "monitor" / "webserver.py").is_file()
+    assert words[:3] == ["python", "-m", "runner.webserver"]
+    assert (ROOT / "runner" / "webserver.py").is_file()
     assert words[-1] == ASGI_APPLICATION
     joined = " ".join(words)
     assert "-b 0.0.0.0" in joined

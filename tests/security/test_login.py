@@ -25,8 +25,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User
 from accounts.throttles import LoginIPThrottle
 from core.redis import delete_by_prefix
-from monitor.embedded_redis import EmbeddedRedis
 from monitor.settings import env_rate
+from runner.embedded_redis import EmbeddedRedis
 from tests.conftest import PASSWORD
 from tests.support.processes import free_port, run_to_end, service_env
 

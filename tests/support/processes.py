@@ -1,7 +1,6 @@
 """Real child processes for tests: daphne, publish_metrics and redis-server."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,8 @@ from django.conf import settings
 from django.db import connection
 
 from core.bounds import DAPHNE_MAX_MESSAGE_BYTES
-from monitor.embedded_redis import EmbeddedRedis
+from runner.embedded_redis import EmbeddedRedis
+from runner.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -82,17 +82,6 @@ def run_to_end(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
     )
 
 
-def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop a child with SIGTERM, then SIGKILL if it does not exit in time."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextmanager
 def running(args: list[str], env: dict[str, str], log: Path) -> Iterator:
     """Run a child process with output to `log`; always stop it on exit."""
@@ -103,7 +92,7 @@ def running(args: list[str], env: dict[str, str], log: Path) -> Iterator:
     try:
         yield process
     finally:
-        stop(process)
+        stop_process(process)
 
 
 @contextmanager
@@ -112,7 +101,7 @@ def daphne(
 ) -> Iterator[tuple[subprocess.Popen, int]]:
     """Serve the project with one real daphne process (on a free port by default)."""
     port = port or free_port()
-    args = [sys.executable, "-m", "monitor.webserver", "-b", "127.0.0.1"]
+    args = [sys.executable, "-m", "runner.webserver", "-b", "127.0.0.1"]
     args += ["-p", str(port), *flags, "monitor.asgi:application"]
     with running(args, service_env(**env), tmp_path / f"daphne-{port}.log") as proc:
         wait_for_port(port, proc, START_TIMEOUT)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from monitor.supervisor import MAX_RESTARTS, Child, Supervisor, SupervisorError
+from runner.supervisor import MAX_RESTARTS, Child, Supervisor, SupervisorError
 
 
 def test_a_child_that_keeps_dying_stops_the_supervisor_with_a_clear_message():

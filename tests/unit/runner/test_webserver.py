@@ -1,8 +1,8 @@
-"""The pieces monitor.webserver adds to daphne, on their own."""
+"""The pieces runner.webserver adds to daphne, on their own."""
 
 import pprint
 
-from monitor.webserver import HANDSHAKE_TIMEOUT, LazyFormat, with_handshake_timeout
+from runner.webserver import HANDSHAKE_TIMEOUT, LazyFormat, with_handshake_timeout
 
 
 def test_handshake_timeout_is_added_unless_given():

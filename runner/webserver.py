@@ -1,6 +1,6 @@
 """daphne, with the two WebSocket behaviours the service promises its clients.
 
-Run it exactly like daphne: `python -m monitor.webserver [daphne arguments]`.
+Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
 
 - A message over daphne's --websocket-max-message-size closes the socket with
   1009 (autobahn's default is to drop the TCP connection without a close frame).

@@ -8,6 +8,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from runner.processes import stop_processes
+
 logger = logging.getLogger(__name__)
 
 # A child that dies this often within RESTART_WINDOW seconds is not restarted again.
@@ -109,18 +111,13 @@ class Supervisor:
     def stop_all(self) -> None:
         """SIGTERM the children together (stop_last ones after the rest), then
         SIGKILL any that linger."""
+        names = {child.process: child.name for child in self.children}
+
+        def warn(process: subprocess.Popen) -> None:
+            logger.warning("%s did not stop in time; killing it", names[process])
+
         first = [child for child in self.children if not child.stop_last]
         last = [child for child in self.children if child.stop_last]
         for group in (first, last):
-            running = [child for child in group if child.exit_status() is None]
-            running = [child for child in running if child.process is not None]
-            for child in running:
-                child.process.terminate()
-            deadline = self.clock() + STOP_TIMEOUT
-            for child in running:
-                try:
-                    child.process.wait(max(deadline - self.clock(), 0.1))
-                except subprocess.TimeoutExpired:
-                    logger.warning("%s did not stop in time; killing it", child.name)
-                    child.process.kill()
-                    child.process.wait()
+            running = [child.process for child in group if child.process is not None]
+            stop_processes(running, STOP_TIMEOUT, before_kill=warn)

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, Bounds, parse_interval
-from monitor.embedded_redis import EmbeddedRedis
-from monitor.supervisor import Child, Supervisor, SupervisorError
+from runner.embedded_redis import EmbeddedRedis
+from runner.supervisor import Child, Supervisor, SupervisorError
 
 MAX_WORKERS = 64
 parse_workers = Bounds(1, MAX_WORKERS).argument(whole=True)
@@ -115,7 +115,7 @@ class Command(BaseCommand):
     ) -> list[Child]:
         """The daphne workers on the shared socket, then the publisher."""
         fd = sock.fileno()
-        daphne = [sys.executable, "-m", "monitor.webserver", "--fd", str(fd)]
+        daphne = [sys.executable, "-m", "runner.webserver", "--fd", str(fd)]
         daphne += ["--websocket-max-message-size", str(DAPHNE_MAX_MESSAGE_BYTES)]
         daphne.append("monitor.asgi:application")
         children = [

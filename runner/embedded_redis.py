@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redis
 
+from runner.processes import stop_process
+
 READY_TIMEOUT = 15.0
 
 
@@ -92,11 +94,5 @@ class EmbeddedRedis:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL) if it is running."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
