@@ -290,6 +290,15 @@ METRICS_WS_SLOW_CLIENT_TIMEOUT = env_number(
     "METRICS_WS_SLOW_CLIENT_TIMEOUT", default=30, bounds=Bounds(1, 3600)
 )
 
+# Whether the web server (runner/webserver.py) may use the extensions that reach into
+# daphne's, Twisted's and autobahn's internals (runner/extensions.py): the byte bound
+# on a slow client's buffer, snapshots framed once and written straight to the kernel,
+# no pretty-printing per connect. Each is checked against the installed libraries at
+# start-up and left off, with one warning, if it does not fit. 0 turns them all off:
+# stock behaviour, slower; a slow client is dropped by the timeout above only, and a
+# snapshot over daphne's --websocket-max-message-size cannot go out.
+METRICS_SERVER_EXTENSIONS = env_bool("METRICS_SERVER_EXTENSIONS", default=True)
+
 # Seconds of snapshots kept in Redis for /api/metrics/history (and the dashboard).
 METRICS_HISTORY_SECONDS = env_number(
     "METRICS_HISTORY_SECONDS", default=900, bounds=Bounds(60, 86400)
@@ -345,6 +354,8 @@ LOGGING = {
     "loggers": {
         "metrics": {"level": METRICS_LOG_LEVEL},
         "accounts": {"level": METRICS_LOG_LEVEL},
+        # Which of the web server's extensions are on (runner/extensions.py).
+        "runner.extensions": {"level": METRICS_LOG_LEVEL},
     },
 }
 

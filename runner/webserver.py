@@ -1,4 +1,4 @@
-"""daphne, with the two WebSocket behaviours the service promises its clients.
+"""daphne, with the WebSocket behaviours the service promises its clients.
 
 Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
 
@@ -21,23 +21,28 @@ Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
   in a storm of thousands of connects the last ones queue for seconds, and a
   5 s limit turns that wait into HTTP 403 for all of them at once. Give
   --websocket_connect_timeout to choose another limit.
+
+The byte bound on a slow client, the framing once and the straight write, and the
+lazy formatting use library internals: runner.extensions checks each at start-up
+and runs without it (slower) where it does not fit, or when
+METRICS_SERVER_EXTENSIONS=0. Without them a slow client is still dropped, by the
+timeout alone, and autobahn sends each snapshot, refusing (and logging) any bigger
+than --websocket-max-message-size, a limit it applies both ways.
 """
 
 import fcntl
 import logging
-import pprint
 import struct
 import sys
 import termios
 import time
 
-from autobahn.websocket import protocol as autobahn_protocol
-from daphne import server, ws_protocol
+from daphne import ws_protocol
 from daphne.cli import CommandLineInterface
+from daphne.server import Server
 from django.conf import settings
-from twisted.internet import tcp
 
-from core.frames import SharedText
+from runner import extensions
 
 logger = logging.getLogger(__name__)
 
@@ -58,33 +63,6 @@ def kernel_unsent_bytes(transport: object) -> int:
     return struct.unpack("I", raw)[0]
 
 
-def buffered_bytes(transport: object) -> int:
-    """Bytes Twisted holds in our process because the kernel would not take them."""
-    queued = len(getattr(transport, "dataBuffer", b""))
-    unsent = queued - getattr(transport, "offset", 0)
-    return unsent + getattr(transport, "_tempDataLen", 0)
-
-
-def write_now(transport: object, data: bytes) -> None:
-    """Hand the kernel what it takes of `data` now; Twisted queues the rest.
-
-    Only on a plain TCP connection with nothing queued (so order is kept) that is
-    not closing; anything else goes through Twisted's write() as usual.
-    """
-    if (
-        isinstance(transport, tcp.Connection)
-        and not transport.TLS
-        and transport.connected
-        and not transport.disconnecting
-        and not buffered_bytes(transport)
-    ):
-        sent = transport.writeSomeData(data)
-        if isinstance(sent, int):
-            data = data[sent:]
-    if data:
-        transport.write(data)
-
-
 class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
     """daphne's protocol, dropping clients too slow to take what is sent."""
 
@@ -93,24 +71,10 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
     def serverSend(self, content, binary=False):
         if self.too_slow():
             return
-        if isinstance(content, SharedText) and self.takes_ready_frame(content):
-            write_now(self.transport, content.frame)
+        if extensions.takes_ready_frame(self, content):
+            extensions.write_now(self.transport, content.frame)
             return
         super().serverSend(content, binary)
-
-    def takes_ready_frame(self, text: SharedText) -> bool:
-        """Whether a plain text frame can be written as is, bypassing autobahn.
-
-        Only between messages on an open socket with nothing queued, and with no
-        compression or fragmentation negotiated; else autobahn sends it.
-        """
-        return (
-            self.state == self.STATE_OPEN
-            and self.send_state == self.SEND_STATE_GROUND
-            and not self.send_queue
-            and self._perMessageCompress is None
-            and not 0 < self.autoFragmentSize < len(text.frame)
-        )
 
     def check_timeouts(self):
         super().check_timeouts()
@@ -120,7 +84,7 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
         """Drop the connection if its unsent data is too big or too old."""
         # The size bound is on the memory we hold; the timeout also counts what the
         # kernel holds unacknowledged (a reader drains it within a round trip).
-        buffered = buffered_bytes(self.transport)
+        buffered = extensions.buffered_bytes(self.transport)
         pending = buffered + kernel_unsent_bytes(self.transport)
         now = time.monotonic()
         if not pending:
@@ -142,36 +106,36 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
         return True
 
 
-class WebSocketFactory(ws_protocol.WebSocketFactory):
-    """daphne's factory with a closing handshake (1009) for oversized messages."""
-
-    protocol = BoundedWebSocketProtocol
+class WebServer(Server):
+    """daphne's server, whose WebSocket factory builds BoundedWebSocketProtocol and
+    closes oversized messages with 1009; with the extensions that fit turned on."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.setProtocolOptions(failByDrop=False)
+        # The command line made us once it loaded the application, and Django with it.
+        extensions.enable(settings.METRICS_SERVER_EXTENSIONS)
+
+    @property
+    def ws_factory(self) -> ws_protocol.WebSocketFactory:
+        """The factory of WebSocket protocols (daphne makes it in run())."""
+        return self.websocket_factory
+
+    @ws_factory.setter
+    def ws_factory(self, factory: ws_protocol.WebSocketFactory) -> None:
+        factory.protocol = BoundedWebSocketProtocol
+        factory.setProtocolOptions(failByDrop=False)
+        self.websocket_factory = factory
 
 
-class LazyFormat:
-    """pprint.pformat(value), formatted only when a log line prints it."""
+class WebServerCommandLine(CommandLineInterface):
+    """daphne's command line, serving with WebServer."""
 
-    __slots__ = ("value",)
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __str__(self) -> str:
-        return pprint.pformat(self.value)
+    server_class = WebServer
 
 
 def main() -> None:
-    """Run daphne's command line with our factory."""
-    server.WebSocketFactory = WebSocketFactory
-    # A sixth of a connection's handshake went into formatting text nobody logged.
-    autobahn_protocol.pformat = LazyFormat
-    # autobahn's one other use of it must still return text.
-    autobahn_protocol.Timings.__str__ = lambda timings: pprint.pformat(timings._timings)
-    CommandLineInterface().run(with_handshake_timeout(sys.argv[1:]))
+    """Run daphne's command line with our server."""
+    WebServerCommandLine().run(with_handshake_timeout(sys.argv[1:]))
 
 
 def with_handshake_timeout(args: list[str]) -> list[str]:

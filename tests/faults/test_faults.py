@@ -162,10 +162,16 @@ async def test_slow_client_buffer_is_bounded_and_others_are_not_delayed(
         await fast.close()
 
 
+# With the server's extensions off the byte bound is unknown (it reads Twisted's
+# buffer), but the timeout still drops a client that does not read.
+@pytest.mark.parametrize("extensions", ["1", "0"], ids=["extensions", "stock"])
 async def test_slow_client_is_dropped_after_the_timeout(
-    tmp_path, access_token, redis_in_test
+    tmp_path, access_token, redis_in_test, extensions
 ):
-    env = {"METRICS_WS_SLOW_CLIENT_TIMEOUT": "3"}
+    env = {
+        "METRICS_WS_SLOW_CLIENT_TIMEOUT": "3",
+        "METRICS_SERVER_EXTENSIONS": extensions,
+    }
     with processes.daphne(tmp_path, **env) as (_, port):
         slow, fast = await open_slow_and_fast(port, access_token)
         # 200 KB in all: far under the buffer limit, so only the timeout applies.

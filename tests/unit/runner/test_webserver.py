@@ -1,8 +1,14 @@
 """The pieces runner.webserver adds to daphne, on their own."""
 
-import pprint
+from daphne import ws_protocol
 
-from runner.webserver import HANDSHAKE_TIMEOUT, LazyFormat, with_handshake_timeout
+from runner.webserver import (
+    HANDSHAKE_TIMEOUT,
+    BoundedWebSocketProtocol,
+    WebServer,
+    WebServerCommandLine,
+    with_handshake_timeout,
+)
 
 
 def test_handshake_timeout_is_added_unless_given():
@@ -23,6 +29,16 @@ def test_a_given_handshake_timeout_is_kept():
         assert with_handshake_timeout(args) == args
 
 
-def test_lazy_format_prints_what_pformat_would():
-    value = [("openHandshakeTimeout", 5, "WebSocketFactory")] * 3
-    assert str(LazyFormat(value)) == pprint.pformat(value)
+def test_the_command_line_serves_with_our_server():
+    assert WebServerCommandLine.server_class is WebServer
+
+
+def test_daphnes_websocket_factory_builds_our_protocol_and_closes_with_1009(
+    monkeypatch,
+):
+    monkeypatch.setattr("runner.extensions.enable", lambda enabled: [])
+    server = WebServer(application=None, endpoints=["tcp:port=0"])
+    # What daphne's Server.run() does first.
+    server.ws_factory = ws_protocol.WebSocketFactory(server, server="daphne")
+    assert server.ws_factory.protocol is BoundedWebSocketProtocol
+    assert server.ws_factory.failByDrop is False
