@@ -21,7 +21,7 @@ CHECK_ERRORS = (AuthenticationFailed, ValidationError, ValueError, TypeError, Ke
 @dataclass(frozen=True)
 class TokenAuthentication:
     """An access token's active user, the token's expiry (Unix time), and the
-    ActiveUsers generation the user was confirmed at."""
+    ActiveUsers generation the user was confirmed at (see accounts.sessions)."""
 
     user: AbstractBaseUser
     expires_at: float

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from django.conf import settings
 
-from metrics.consumers import CLOSE_UNAUTHORIZED
+from accounts.sessions import CLOSE_UNAUTHORIZED
 from metrics.events import GROUP
 from tests.support import processes
 from tests.support.clients import close_code, open_socket

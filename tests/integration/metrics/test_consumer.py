@@ -8,7 +8,8 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from metrics.consumers import CLOSE_UNAUTHORIZED, MetricsConsumer
+from accounts.sessions import CLOSE_UNAUTHORIZED
+from metrics.consumers import MetricsConsumer
 from metrics.events import GROUP, make_event
 from metrics.store import store_snapshot
 from metrics.viewers import get_registry
