@@ -42,13 +42,8 @@ async def test_redis_restart_keeps_50_sockets_open_and_snapshots_resume(
     tmp_path, access_token
 ):
     interval = 2.0
-    port = processes.free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    with (
-        processes.redis_server(tmp_path, port) as redis_server,
-        processes.daphne(tmp_path, REDIS_URL=url) as (_, web_port),
-        processes.publisher(tmp_path, "--interval", "2", REDIS_URL=url) as pub,
-    ):
+    service = processes.service_on_own_redis(tmp_path, interval="2")
+    with service as (redis_server, web_port, pub):
         clients = await asyncio.gather(
             *(open_socket(web_port, access_token) for _ in range(50))
         )

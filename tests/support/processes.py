@@ -132,3 +132,20 @@ def redis_server(tmp_path: Path, port: int) -> Iterator[EmbeddedRedis]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def service_on_own_redis(
+    tmp_path: Path, interval: str
+) -> Iterator[tuple[EmbeddedRedis, int, subprocess.Popen]]:
+    """A private redis-server, with a daphne and a publisher using it: the test may
+    stop and start Redis under the service. Yields Redis, the web port, the
+    publisher."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with (
+        redis_server(tmp_path, port) as server,
+        daphne(tmp_path, REDIS_URL=url) as (_, web_port),
+        publisher(tmp_path, "--interval", interval, REDIS_URL=url) as process,
+    ):
+        yield server, web_port, process

@@ -69,9 +69,10 @@ def test_body_without_credentials_is_400(api, user, body):
     assert isinstance(response.json(), dict)
 
 
-def test_invalid_json_is_400(api, user):
+@pytest.mark.parametrize("endpoint", ["login", "logout"])
+def test_invalid_json_is_400(api, user, endpoint):
     response = api.post(
-        "/api/auth/login", data="{not json", content_type="application/json"
+        f"/api/auth/{endpoint}", data="{not json", content_type="application/json"
     )
     assert response.status_code == 400
     assert "detail" in response.json()
