@@ -16,18 +16,6 @@ several deployments, or a test run, share one Redis server without seeing each o
 
 from django.conf import settings
 
-# The parts after the prefix of every key in the table above (tests check that each
-# call of redis_key in the code names one of them).
-KEYS = (
-    ("latest",),
-    ("history",),
-    ("publisher", "heartbeat"),
-    ("publisher", "leader"),
-    ("viewers",),
-    ("cache",),
-    ("",),
-)
-
 
 def redis_key(*parts: str, prefix: str | None = None) -> str:
     """Return the key `<prefix>:<part>:<part>...` (the prefix: METRICS_REDIS_PREFIX).
