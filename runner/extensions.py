@@ -5,8 +5,13 @@ protocol subclassed, autobahn's options, daphne's flags. What makes it faster, o
 bounds a slow client's buffer by bytes, needs names the libraries do not promise to
 keep. Each such reach is an Extension here: at start-up its check looks at the
 installed libraries, and if an internal is missing or has changed shape, the server
-logs one warning naming it and runs with the stock behaviour (slower, never broken).
-METRICS_SERVER_EXTENSIONS=0 turns all of them off.
+logs one warning naming it and runs with the stock behaviour instead: slower, and
+otherwise as the table says. METRICS_SERVER_EXTENSIONS=0 turns all of them off.
+
+Other reaches were removed rather than kept here: daphne's WebSocketFactory is
+configured through a Server subclass (runner.webserver) instead of replaced, the
+origin check subclasses Channels' OriginValidator (accounts.origins), and the cache
+backend keeps a Redis client of its own (core.cache) instead of Django's `_cache`.
 
 | extension | internals it uses | what it buys | stock behaviour |
 |---|---|---|---|
