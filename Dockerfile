@@ -1,5 +1,5 @@
 # One image for the three roles of the service; docker-compose.yml picks the role:
-#   web      python -m monitor.webserver ... monitor.asgi:application (daphne; CMD)
+#   web      python -m runner.webserver ... monitor.asgi:application (daphne; CMD)
 #   worker   python manage.py publish_metrics
 #   migrate  python manage.py migrate --noinput && python manage.py ensure_admin
 FROM python:3.11-slim
@@ -31,4 +31,4 @@ USER monitor
 
 EXPOSE 8000
 
-CMD ["python", "-m", "monitor.webserver", "--proxy-headers", "--websocket-max-message-size", "65536", "-b", "0.0.0.0", "-p", "8000", "monitor.asgi:application"]
+CMD ["python", "-m", "runner.webserver", "--proxy-headers", "--websocket-max-message-size", "65536", "-b", "0.0.0.0", "-p", "8000", "monitor.asgi:application"]

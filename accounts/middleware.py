@@ -23,9 +23,9 @@ def get_socket_token(scope: dict) -> str:
 
 
 class JWTAuthMiddleware(BaseMiddleware):
-    """Sets scope["user"] to the token's active user (or AnonymousUser),
-    scope["token_expires_at"] to the token's expiry and scope["auth_generation"]
-    to the ActiveUsers generation that user was confirmed at.
+    """Sets scope["user"] to the token's active user (or AnonymousUser), and
+    scope["authentication"] to what the check found (accounts.tokens'
+    TokenAuthentication, or None), from which the socket's TokenSession starts.
 
     It never rejects a connection itself: the consumer accepts and then closes
     with 4001, which a browser can see (a close before accept becomes HTTP 403).
@@ -36,8 +36,7 @@ class JWTAuthMiddleware(BaseMiddleware):
         scope = dict(
             scope,
             user=found.user if found else AnonymousUser(),
-            token_expires_at=found.expires_at if found else None,
-            auth_generation=found.generation if found else None,
+            authentication=found,
         )
         return await super().__call__(scope, receive, send)
 

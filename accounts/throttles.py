@@ -10,12 +10,13 @@ window, refused attempts not counted, Retry-After until the oldest attempt leave
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
+
+from core.cache import PrefixedRedisCache
 
 logger = logging.getLogger(__name__)
 
@@ -37,38 +38,6 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, tostring(tonumber(oldest[2]) + window - now)}
 """
-
-
-class PrefixedRedisCache(RedisCache):
-    """Django's Redis cache, but clear() deletes only keys under its KEY_PREFIX.
-
-    Django's clear() runs FLUSHDB, which would wipe every other deployment (and test
-    run) sharing the Redis server.
-    """
-
-    def clear(self) -> bool:
-        client = self._cache.get_client(write=True)
-        pattern = f"{escape_glob(self.key_prefix)}:*"
-        for keys in batched(client.scan_iter(match=pattern, count=500), 500):
-            client.delete(*keys)
-        return True
-
-
-def escape_glob(text: str) -> str:
-    """Escape Redis glob characters so that text matches only itself in MATCH."""
-    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
-
-
-def batched(items: Iterator, size: int) -> Iterator[list]:
-    """Yield lists of up to size items (itertools.batched from Python 3.12)."""
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class SharedLoginThrottle(SimpleRateThrottle):
@@ -93,7 +62,7 @@ class SharedLoginThrottle(SimpleRateThrottle):
         self.retry_after = None
         try:
             backend = caches[self.cache_alias]
-            if not isinstance(backend, RedisCache):
+            if not isinstance(backend, PrefixedRedisCache):
                 # Another cache (say, local memory in a test): DRF's own counting.
                 return super().allow_request(request, view)
             if self.rate is None:
@@ -111,10 +80,9 @@ class SharedLoginThrottle(SimpleRateThrottle):
             )
             return True
 
-    def record_attempt(self, backend: RedisCache, key: str) -> bool:
+    def record_attempt(self, backend: PrefixedRedisCache, key: str) -> bool:
         """Record an attempt under key if the window has room; say if it had."""
-        client = backend._cache.get_client(key, write=True)
-        script = client.register_script(RECORD_ATTEMPT)
+        script = backend.redis.register_script(RECORD_ATTEMPT)
         allowed, wait = script(
             keys=[key], args=[self.num_requests, self.duration, uuid.uuid4().hex]
         )

@@ -1,6 +1,5 @@
 """Turn a raw access token into the active user it names, and when it expires."""
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -13,7 +12,8 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
-from monitor.loop_local import LoopLocal
+from core.loop_local import LoopLocal
+from core.singleflight import SingleFlight
 
 CHECK_ERRORS = (AuthenticationFailed, ValidationError, ValueError, TypeError, KeyError)
 
@@ -21,7 +21,7 @@ CHECK_ERRORS = (AuthenticationFailed, ValidationError, ValueError, TypeError, Ke
 @dataclass(frozen=True)
 class TokenAuthentication:
     """An access token's active user, the token's expiry (Unix time), and the
-    ActiveUsers generation the user was confirmed at."""
+    ActiveUsers generation the user was confirmed at (see accounts.sessions)."""
 
     user: AbstractBaseUser
     expires_at: float
@@ -70,7 +70,7 @@ class ActiveUsers:
 
     def __init__(self) -> None:
         self.users: dict[str, tuple[AbstractBaseUser, float]] = {}
-        self.lookups: dict[str, asyncio.Future] = {}
+        self.lookups: SingleFlight[AbstractBaseUser | None] = SingleFlight()
         # Bumped by forget() and invalidate(): what was read before may be stale.
         self.generation = 0
 
@@ -83,11 +83,9 @@ class ActiveUsers:
             cached = self.users.get(user_id)
             if cached and self.fresh(cached[1]):
                 return cached[0], generation
-            lookup = self.lookups.get(user_id)
-            if lookup is None:
-                lookup = asyncio.ensure_future(self.load(user_id, validated))
-                self.lookups[user_id] = lookup
-            user = await asyncio.shield(lookup)
+            user = await self.lookups.run(
+                user_id, lambda: self.load(user_id, validated)
+            )
             # A revocation while the query ran may have come too late for it.
             if generation == self.generation:
                 return user, generation
@@ -99,11 +97,7 @@ class ActiveUsers:
     async def load(self, user_id: str, validated: Token) -> AbstractBaseUser | None:
         """Read the user from the database and remember an active one."""
         started, generation = time.monotonic(), self.generation
-        try:
-            user = await check_user(validated)
-        finally:
-            if self.lookups.get(user_id) is asyncio.current_task():
-                del self.lookups[user_id]
+        user = await check_user(validated)
         if user is not None and generation == self.generation:
             self.users[user_id] = (user, started)
             if len(self.users) > self.PRUNE_ABOVE:
@@ -117,7 +111,7 @@ class ActiveUsers:
     def forget(self, user_id: object) -> None:
         """Drop a user, so that the next socket of theirs reads the database."""
         self.users.pop(str(user_id), None)
-        self.lookups.pop(str(user_id), None)
+        self.lookups.forget(str(user_id))
         self.generation += 1
 
     def clear(self) -> None:

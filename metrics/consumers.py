@@ -1,10 +1,8 @@
 """The metrics WebSocket: authenticated clients receive every snapshot."""
 
-import asyncio
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -13,25 +11,18 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from accounts.middleware import BEARER_PROTOCOL, get_socket_token
-from accounts.tokens import (
-    TokenAuthentication,
-    authenticate_socket_token,
-    get_active_users,
-)
+from accounts.middleware import BEARER_PROTOCOL
+from accounts.sessions import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, TokenSession
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.ratelimit import TokenBucket
-from metrics.snapshots import format_timestamp
 from metrics.store import load_latest
 from metrics.viewers import get_registry
 
 logger = logging.getLogger(__name__)
 
 # Close codes of our own, in the application range 4000-4999 (daphne turns any
-# other code but 1000 into 1011).
-CLOSE_UNAUTHORIZED = 4001
-CLOSE_FORBIDDEN = 4003
+# other code but 1000 into 1011); 4001 and 4003 are the token session's.
 CLOSE_POLICY_VIOLATION = 4008
 CLOSE_MESSAGE_TOO_BIG = 4009
 # Daphne reports any server-side failure to the client as 1011.
@@ -65,10 +56,8 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     accepted = False
     # A revocation that came before the handshake completed (closed right after).
     revoked = False
-    expires_at: float | None = None
-    # A timer, not a task per socket: thousands of sockets each wait for expiry.
-    expiry_timer: asyncio.TimerHandle | None = None
-    expiry_close: asyncio.Task | None = None
+    # The token's expiry and renewal, from accept to close.
+    session: TokenSession | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -84,21 +73,21 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         The socket joins before the handshake completes, so a client receives
         every snapshot published after it is open (and the latest before that).
         """
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        session = TokenSession.for_socket(self)
+        if session is None:
             await self.refuse(CLOSE_UNAUTHORIZED)
             return
-        if not await self.may_watch(user):
+        if not await self.may_watch(session.user):
             await self.refuse(CLOSE_FORBIDDEN)
             return
         self.held = []
-        self.user_id = str(user.pk)
+        self.user_id = session.user_id
         try:
             await get_fanout().join(self)
             self.joined = True
             joined_at = time.monotonic()
             get_registry().add()
-            if not await self.still_active():
+            if not await session.still_valid():
                 await self.refuse(CLOSE_UNAUTHORIZED)
                 return
             latest = await load_latest(not_before=joined_at)
@@ -115,9 +104,8 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         self.bucket = TokenBucket(
             settings.METRICS_WS_MESSAGES_PER_SECOND, settings.METRICS_WS_MESSAGE_BURST
         )
-        self.expires_at = self.scope.get("token_expires_at")
-        if self.expires_at is not None:
-            self.check_expiry()
+        self.session = session
+        session.start()
         if latest is not None:
             await self.send(text_data=latest["text"])
             self.sent_on_connect = latest["ts"]
@@ -127,22 +115,6 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             if not self.sent_already(published_at):
                 await self.send(text_data=text)
         self.held = None
-
-    async def still_active(self) -> bool:
-        """Whether the user is still active, now that revocations reach this socket.
-
-        Only when the process forgot users since the token was checked (a
-        revocation, or the process leaving the groups) is it checked again.
-        """
-        if self.scope.get("auth_generation") == get_active_users().generation:
-            return True
-        return self.same_user(
-            await authenticate_socket_token(get_socket_token(self.scope))
-        )
-
-    def same_user(self, found: TokenAuthentication | None) -> bool:
-        """Whether a token checked out, for this socket's user."""
-        return found is not None and str(found.user.pk) == self.user_id
 
     def subprotocol(self) -> str | None:
         """The subprotocol to accept: `bearer` if offered (never the token after it)."""
@@ -159,26 +131,14 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         """The permission check, which costs a query only when one is required."""
         return not settings.METRICS_REQUIRED_PERMISSION or await check_permission(user)
 
-    def check_expiry(self) -> None:
-        """Close with 4001 once the token has expired, unless renewed in time."""
-        # A renewal moves expires_at on: the timer then just looks again later.
-        remaining = self.expires_at - time.time()
-        if remaining > 0:
-            loop = asyncio.get_running_loop()
-            self.expiry_timer = loop.call_later(remaining, self.check_expiry)
-        else:
-            self.expiry_timer = None
-            self.expiry_close = asyncio.create_task(self.close(code=CLOSE_UNAUTHORIZED))
-
     async def disconnect(self, code: int) -> None:
         """Leave the groups when the socket goes away."""
         await self.leave()
 
     async def leave(self) -> None:
         """Stop the expiry timer, stop counting this client, leave groups (once)."""
-        if self.expiry_timer is not None:
-            self.expiry_timer.cancel()
-            self.expiry_timer = None
+        if self.session is not None:
+            self.session.stop()
         if not self.joined:
             return
         self.joined = False
@@ -214,24 +174,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if kind == "ping":
             await self.send_json({"type": "pong"})
         elif kind == "auth":
-            await self.renew(content.get("token"))
+            await self.session.renew(content.get("token"))
         elif not isinstance(kind, str):
             await self.send_error('missing "type": expected a string such as "ping"')
         else:
             await self.send_error(f"unknown message type {kind[:MAX_ECHOED_TYPE]!r}")
-
-    async def renew(self, token: object) -> None:
-        """Extend the socket's life with a new access token of the same user."""
-        found = await authenticate_socket_token(token)
-        if not self.same_user(found):
-            await self.close(code=CLOSE_UNAUTHORIZED)
-            return
-        if not await self.may_watch(found.user):
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
-        self.expires_at = found.expires_at
-        expires = format_timestamp(datetime.fromtimestamp(found.expires_at, tz=UTC))
-        await self.send_json({"type": "auth", "expires": expires})
 
     async def send_error(self, message: str) -> None:
         """Tell the client what was wrong with its frame; the socket stays open."""

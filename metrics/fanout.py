@@ -4,12 +4,13 @@ With a thousand sockets in a process, a channel-layer message and a consumer
 dispatch per socket cost far more than the sending itself, and a channel per
 socket costs a Redis subscription on every connect. Instead the process joins
 the group once, for all its sockets: a snapshot event arrives once, its text is
-wrapped once as a SharedText (framed once by monitor.webserver) and written
+wrapped once as a SharedText (framed once by runner.webserver) and written
 straight to every local socket. Any other event sent to the group is dispatched
 to every consumer, as if each were a member itself.
 
 The same membership hears of revoked users (accounts.revocation): their sockets
-here close with 4001 and the process's ActiveUsers forgets them.
+here close with 4001, and it tells the token sessions (accounts.sessions) when
+revocations begin and cease to reach the process, and whom they revoke.
 """
 
 import asyncio
@@ -20,10 +21,10 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from accounts.revocation import REVOCATION_GROUP, REVOKED_EVENT, USER_REVOKED_EVENT
-from accounts.tokens import get_active_users
-from metrics.publisher import EVENT_TYPE, GROUP
-from monitor.frames import SharedText
-from monitor.loop_local import LoopLocal
+from accounts.sessions import revocations_heard, revocations_unheard, user_revoked
+from core.frames import SharedText
+from core.loop_local import LoopLocal
+from metrics.events import EVENT_TYPE, GROUP
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,7 @@ class Fanout:
                         await self.discard(channel)
                     raise
                 self.channel, self.task = channel, task
-                # Users remembered while revocations did not reach this process
-                # are read again by the next sockets (the sockets connecting now
-                # were checked a moment ago).
-                get_active_users().clear()
+                revocations_heard()
             self.members.add(member)
 
     async def leave(self, member: Member) -> None:
@@ -85,8 +83,7 @@ class Fanout:
             channel, self.channel = self.channel, None
             self.task.cancel()
             self.task = None
-            # Revocations no longer reach this process: trust no remembered user.
-            get_active_users().invalidate()
+            revocations_unheard()
             await self.discard(channel)
 
     async def discard(self, channel: str) -> None:
@@ -117,7 +114,7 @@ class Fanout:
             await self.broadcast(event)
         elif kind == USER_REVOKED_EVENT:
             user_id = str(event.get("user_id"))
-            get_active_users().forget(user_id)
+            user_revoked(user_id)
             revoked = [member for member in self.members if member.user_id == user_id]
             await self.dispatch(revoked, {"type": REVOKED_EVENT})
         else:

@@ -4,8 +4,9 @@ import os
 import socket
 import uuid
 
-from django.conf import settings
 from redis import asyncio as aioredis
+
+from core.keys import redis_key
 
 # Renew the lock if we hold it, else take it if it is free. Returns 1 when we hold it.
 _ACQUIRE_OR_RENEW = """
@@ -27,11 +28,6 @@ return 0
 """
 
 
-def leader_key() -> str:
-    """Return the Redis key that names the publisher currently publishing."""
-    return f"{settings.METRICS_REDIS_PREFIX}:publisher:leader"
-
-
 class LeaderLock:
     """Leadership that lasts `ttl` seconds past the last renewal.
 
@@ -43,12 +39,13 @@ class LeaderLock:
         self.client = client
         self.ttl_ms = max(int(ttl * 1000), 1)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.key = redis_key("publisher", "leader")
         self.held = False
 
     async def acquire_or_renew(self) -> bool:
         """Take or keep the lock; return whether we hold it now."""
         result = await self.client.eval(
-            _ACQUIRE_OR_RENEW, 1, leader_key(), self.owner, self.ttl_ms
+            _ACQUIRE_OR_RENEW, 1, self.key, self.owner, self.ttl_ms
         )
         self.held = bool(result)
         return self.held
@@ -56,5 +53,5 @@ class LeaderLock:
     async def release(self) -> None:
         """Give the lock up at once, if we hold it, so a standby need not wait."""
         if self.held:
-            await self.client.eval(_RELEASE, 1, leader_key(), self.owner)
+            await self.client.eval(_RELEASE, 1, self.key, self.owner)
             self.held = False

@@ -2,9 +2,7 @@
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,16 +10,16 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from metrics.collectors import HostCollector
+from agent.collectors import HostCollector
+from agent.schedule import next_tick
+from agent.snapshots import build_snapshot
+from core.redis import get_redis
+from metrics.events import GROUP, make_event
 from metrics.leadership import LeaderLock
-from metrics.snapshots import build_snapshot
-from metrics.store import get_redis, save_heartbeat, store_snapshot
+from metrics.store import save_heartbeat, store_snapshot
 from metrics.viewers import count_viewers
 
 logger = logging.getLogger(__name__)
-
-GROUP = "metrics"
-EVENT_TYPE = "metrics.snapshot"
 
 # How long the latest snapshot stays in Redis, in intervals: long enough to bridge
 # one missed tick, short enough that a stopped publisher's figures are not served.
@@ -37,20 +35,6 @@ WARM_UP = 0.5
 IDLE_POLL = 0.25
 
 PUBLISH_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-
-
-def make_event(snapshot: dict[str, Any], published_at: float) -> dict[str, Any]:
-    """Return the channel-layer event carrying a snapshot serialised once."""
-    return {
-        "type": EVENT_TYPE,
-        "ts": published_at,
-        "text": json.dumps(snapshot, separators=(",", ":")),
-    }
-
-
-def next_tick(start: float, interval: float, now: float) -> float:
-    """Return the first tick of the schedule start + k*interval strictly after now."""
-    return start + (math.floor((now - start) / interval) + 1) * interval
 
 
 class Publisher:

@@ -14,8 +14,9 @@ import uuid
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from metrics.store import get_redis
-from monitor.loop_local import LoopLocal
+from core.keys import redis_key
+from core.loop_local import LoopLocal
+from core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +49,9 @@ return total
 """
 
 
-def viewers_key() -> str:
-    """Return the Redis hash of every web process's viewer count."""
-    return f"{settings.METRICS_REDIS_PREFIX}:viewers"
-
-
 async def count_viewers() -> int:
     """Return the number of clients connected to all live web processes."""
-    return int(await get_redis().eval(_COUNT, 1, viewers_key()))
+    return int(await get_redis().eval(_COUNT, 1, redis_key("viewers")))
 
 
 class ViewerRegistry:
@@ -90,7 +86,7 @@ class ViewerRegistry:
             self._changed.clear()
             try:
                 await get_redis().eval(
-                    _RECORD, 1, viewers_key(), self.field, self.count, ttl_ms
+                    _RECORD, 1, redis_key("viewers"), self.field, self.count, ttl_ms
                 )
             except (RedisError, OSError) as error:
                 logger.warning("Could not record the viewer count: %s", error)
@@ -109,19 +105,13 @@ class ViewerRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(RedisError, OSError):
-            await get_redis().hdel(viewers_key(), self.field)
+            await get_redis().hdel(redis_key("viewers"), self.field)
 
 
-_registries = LoopLocal(ViewerRegistry)
+# One per event loop; tests close theirs (tests/support/viewers.py).
+registries = LoopLocal(ViewerRegistry)
 
 
 def get_registry() -> ViewerRegistry:
     """Return this event loop's registry (one per web process in production)."""
-    return _registries.get()
-
-
-async def close_registry() -> None:
-    """Stop this event loop's registry and withdraw its count from Redis."""
-    registry = _registries.pop()
-    if registry is not None:
-        await registry.close()
+    return registries.get()

@@ -10,7 +10,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 from redis.exceptions import RedisError
 
-from metrics.store import get_redis, load_heartbeat
+from core.redis import get_redis
+from metrics.store import load_heartbeat
 
 # A readiness probe must answer quickly, even when Redis does not.
 REDIS_CHECK_TIMEOUT = 3.0

@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, INTERVAL_SECONDS, Bounds
+from core.keys import redis_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -31,20 +34,15 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false), got {raw!r}.")
 
 
-def env_number(name: str, default: float, minimum: float, maximum: float) -> float:
-    """Read a number of seconds (or similar) within [minimum, maximum]."""
+def env_number(name: str, default: float, bounds: Bounds) -> float:
+    """Read a number of seconds (or similar) within its bounds."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
     try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.") from None
-    if not minimum <= value <= maximum:
-        raise ImproperlyConfigured(
-            f"{name} must be between {minimum:g} and {maximum:g}, got {raw!r}."
-        )
-    return value
+        return bounds.parse(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} {error}.") from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -127,7 +125,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "channels",
-    "monitor",
+    "runner",
     "accounts",
     "metrics",
 ]
@@ -171,7 +169,7 @@ DATABASES = {
 # Keep database connections for a while (token checks on connect run on a pool of
 # threads, each with its own connection), checking them before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env_number(
-    "DATABASE_CONN_MAX_AGE", default=60, minimum=0, maximum=3600
+    "DATABASE_CONN_MAX_AGE", default=60, bounds=Bounds(0, 3600)
 )
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
@@ -219,18 +217,18 @@ REST_FRAMEWORK = {
 # How long a web process trusts the active user it read for a socket's token
 # (accounts.tokens.ActiveUsers); deactivating or deleting a user takes effect at once.
 AUTH_USER_CACHE_SECONDS = env_number(
-    "AUTH_USER_CACHE_SECONDS", default=30, minimum=0, maximum=3600
+    "AUTH_USER_CACHE_SECONDS", default=30, bounds=Bounds(0, 3600)
 )
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(
         seconds=env_number(
-            "JWT_ACCESS_TOKEN_LIFETIME", default=300, minimum=1, maximum=86400
+            "JWT_ACCESS_TOKEN_LIFETIME", default=300, bounds=Bounds(1, 86400)
         )
     ),
     "REFRESH_TOKEN_LIFETIME": timedelta(
         seconds=env_number(
-            "JWT_REFRESH_TOKEN_LIFETIME", default=86400, minimum=1, maximum=30 * 86400
+            "JWT_REFRESH_TOKEN_LIFETIME", default=86400, bounds=Bounds(1, 30 * 86400)
         )
     ),
     "ALGORITHM": "HS256",
@@ -248,10 +246,11 @@ REDIS_URL = env_redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_URL_IS_SET = bool(os.environ.get("REDIS_URL", "").strip())
 
 # Prefix of every Redis key and pub/sub channel this service uses, so that several
-# deployments (or a test run) can share one Redis server without seeing each other.
+# deployments (or a test run) can share one Redis server without seeing each other
+# (core/keys.py lists them all).
 METRICS_REDIS_PREFIX = os.environ.get("METRICS_REDIS_PREFIX", "").strip() or "monitor"
 
-METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, minimum=0.5, maximum=3600)
+METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, bounds=INTERVAL_SECONDS)
 
 # Who may watch: empty for any active user, or a permission such as
 # "metrics.view_metrics" that users (or their groups) must have.
@@ -266,36 +265,47 @@ if METRICS_REQUIRED_PERMISSION and "." not in METRICS_REQUIRED_PERMISSION:
 # METRICS_WS_MESSAGES_PER_SECOND (bursts of up to METRICS_WS_MESSAGE_BURST) closes
 # it with 4008.
 METRICS_WS_MAX_MESSAGE_BYTES = int(
-    env_number("METRICS_WS_MAX_MESSAGE_BYTES", default=4096, minimum=64, maximum=65536)
+    env_number(
+        "METRICS_WS_MAX_MESSAGE_BYTES",
+        default=4096,
+        bounds=Bounds(64, DAPHNE_MAX_MESSAGE_BYTES),
+    )
 )
 METRICS_WS_MESSAGES_PER_SECOND = env_number(
-    "METRICS_WS_MESSAGES_PER_SECOND", default=5, minimum=0.1, maximum=1000
+    "METRICS_WS_MESSAGES_PER_SECOND", default=5, bounds=Bounds(0.1, 1000)
 )
 METRICS_WS_MESSAGE_BURST = int(
-    env_number("METRICS_WS_MESSAGE_BURST", default=20, minimum=1, maximum=10000)
+    env_number("METRICS_WS_MESSAGE_BURST", default=20, bounds=Bounds(1, 10000))
 )
 
 # A client that does not read its socket is dropped once this many bytes wait to be
-# sent to it, or once data has waited this many seconds (monitor/webserver.py).
+# sent to it, or once data has waited this many seconds (runner/webserver.py).
 METRICS_WS_SEND_BUFFER_BYTES = int(
     env_number(
-        "METRICS_WS_SEND_BUFFER_BYTES", default=1048576, minimum=4096, maximum=2**30
+        "METRICS_WS_SEND_BUFFER_BYTES", default=1048576, bounds=Bounds(4096, 2**30)
     )
 )
 METRICS_WS_SLOW_CLIENT_TIMEOUT = env_number(
-    "METRICS_WS_SLOW_CLIENT_TIMEOUT", default=30, minimum=1, maximum=3600
+    "METRICS_WS_SLOW_CLIENT_TIMEOUT", default=30, bounds=Bounds(1, 3600)
 )
+
+# Whether the web server (runner/webserver.py) may use the extensions that reach into
+# daphne's, Twisted's and autobahn's internals (runner/extensions.py): the byte bound
+# on a slow client's buffer, snapshots framed once and written straight to the kernel,
+# no pretty-printing per connect. Each is checked against the installed libraries at
+# start-up and left off, with one warning, if it does not fit. 0 turns them all off:
+# stock behaviour, slower; a slow client is dropped by the timeout above only, and a
+# snapshot over daphne's --websocket-max-message-size cannot go out.
+METRICS_SERVER_EXTENSIONS = env_bool("METRICS_SERVER_EXTENSIONS", default=True)
 
 # Seconds of snapshots kept in Redis for /api/metrics/history (and the dashboard).
 METRICS_HISTORY_SECONDS = env_number(
-    "METRICS_HISTORY_SECONDS", default=900, minimum=60, maximum=86400
+    "METRICS_HISTORY_SECONDS", default=900, bounds=Bounds(60, 86400)
 )
 
 # Seconds a web process's viewer count outlives the process (one killed with SIGKILL
 # cannot withdraw it); live processes renew theirs ten times as often.
-METRICS_VIEWER_TTL = env_number(
-    "METRICS_VIEWER_TTL", default=30, minimum=1, maximum=600
-)
+METRICS_VIEWER_TTL = env_number("METRICS_VIEWER_TTL", default=30, bounds=Bounds(1, 600))
 
 # Connection options for every Redis client of ours. redis-py 8 would otherwise
 # close a socket after 5 s without a reply (an idle pub/sub subscriber, taking
@@ -317,7 +327,7 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, **REDIS_CONNECTION_OPTIONS}],
-            "prefix": f"{METRICS_REDIS_PREFIX}:",
+            "prefix": redis_key("", prefix=METRICS_REDIS_PREFIX),
         },
     },
 }
@@ -343,6 +353,8 @@ LOGGING = {
     "loggers": {
         "metrics": {"level": METRICS_LOG_LEVEL},
         "accounts": {"level": METRICS_LOG_LEVEL},
+        # Which of the web server's extensions are on (runner/extensions.py).
+        "runner.extensions": {"level": METRICS_LOG_LEVEL},
     },
 }
 
@@ -388,9 +400,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0
 # backend's clear() deletes those keys only (Django's own would FLUSHDB the server).
 CACHES = {
     "default": {
-        "BACKEND": "accounts.throttles.PrefixedRedisCache",
+        "BACKEND": "core.cache.PrefixedRedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{METRICS_REDIS_PREFIX}:cache",
+        "KEY_PREFIX": redis_key("cache", prefix=METRICS_REDIS_PREFIX),
         "OPTIONS": {**REDIS_CONNECTION_OPTIONS, "socket_timeout": 5},
     }
 }

@@ -5,7 +5,7 @@ from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from metrics.store import close_redis
+from core.redis import close_redis, delete_by_prefix
 
 PASSWORD = "correct horse battery staple"
 
@@ -27,9 +27,7 @@ def redis_sync():
 
 def delete_own_keys(client: redis.Redis) -> None:
     """Delete the keys under this run's prefix, and nothing else."""
-    keys = list(client.scan_iter(match=f"{settings.METRICS_REDIS_PREFIX}:*"))
-    if keys:
-        client.delete(*keys)
+    delete_by_prefix(client, settings.METRICS_REDIS_PREFIX)
 
 
 @pytest.fixture

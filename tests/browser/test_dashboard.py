@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
-from metrics.store import history_key
+from core.keys import redis_key
 from tests.browser.conftest import ARTIFACTS, SERVICE_ENV
 from tests.conftest import PASSWORD
 from tests.support import processes
@@ -35,7 +35,7 @@ HASHED_MODULE = re.compile(r"/metrics/dashboard/(?P<name>\w+)\.[0-9a-f]{12}\.js$
 @contextmanager
 def daphne_on(port: int, logs: Path, **env: str) -> Iterator:
     """One daphne process on a given port (so a restarted one takes the same)."""
-    args = [sys.executable, "-m", "monitor.webserver", "-b", "127.0.0.1"]
+    args = [sys.executable, "-m", "runner.webserver", "-b", "127.0.0.1"]
     args += ["-p", str(port)]
     args.append("monitor.asgi:application")
     log = logs / f"daphne-{port}.log"
@@ -118,7 +118,7 @@ def module_urls(page: Page) -> dict[str, str]:
 
 def stored_timestamps(redis_sync) -> set[int]:
     """The distinct snapshot times (Unix milliseconds) held in the Redis history."""
-    texts = redis_sync.zrange(history_key(), 0, -1)
+    texts = redis_sync.zrange(redis_key("history"), 0, -1)
     stamps = (json.loads(text)["timestamp"] for text in texts)
     return {round(datetime.fromisoformat(s).timestamp() * 1000) for s in stamps}
 
@@ -425,7 +425,7 @@ def test_the_socket_outlives_its_access_token_by_renewing_it(
 
 def test_dashboard_screenshots_light_dark_and_phone(service, user, page, redis_sync):
     # Draw one unbroken stream: without the gaps the other tests left in history.
-    redis_sync.delete(history_key())
+    redis_sync.delete(redis_key("history"))
     ARTIFACTS.mkdir(exist_ok=True)
     log_in(page, service)
     expect_live(page)

@@ -23,6 +23,7 @@ import pytest
 import yaml
 from django.contrib.auth.hashers import make_password
 
+from core.bounds import DAPHNE_MAX_MESSAGE_BYTES
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
 
@@ -138,12 +139,13 @@ def test_migrate_is_one_shot(services):
 
 def test_web_serves_the_projects_asgi_application_with_daphne(services):
     words = command_line(services["web"])
-    assert words[:3] == ["python", "-m", "monitor.webserver"]
-    assert (ROOT / "monitor" / "webserver.py").is_file()
+    assert words[:3] == ["python", "-m", "runner.webserver"]
+    assert (ROOT / "runner" / "webserver.py").is_file()
     assert words[-1] == ASGI_APPLICATION
     joined = " ".join(words)
     assert "-b 0.0.0.0" in joined
     assert "-p 8000" in joined
+    assert f"--websocket-max-message-size {DAPHNE_MAX_MESSAGE_BYTES}" in joined
     module, _, attribute = words[-1].partition(":")
     path = ROOT / (module.replace(".", "/") + ".py")
     assert path.is_file(), f"web runs {words[-1]} but {path} does not exist"
@@ -225,15 +227,7 @@ def test_settings_accept_the_compose_environment(compose):
     }
     env.update(compose["x-service-env"])
     env["DJANGO_SETTINGS_MODULE"] = "monitor.settings"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = processes.run_to_end([sys.executable, "manage.py", "check"], env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken
 
-from metrics.consumers import CLOSE_UNAUTHORIZED
+from accounts.sessions import CLOSE_UNAUTHORIZED
 from tests.support import tokens
 from tests.support.clients import close_code, open_socket, receive_json
 

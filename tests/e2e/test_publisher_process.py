@@ -65,13 +65,8 @@ def test_once_without_redis_fails_clearly(tmp_path):
 
 
 async def test_publishing_survives_a_redis_restart(tmp_path, access_token):
-    port = processes.free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    with (
-        processes.redis_server(tmp_path, port) as redis_server,
-        processes.daphne(tmp_path, REDIS_URL=url) as (_, web_port),
-        processes.publisher(tmp_path, "--interval", "0.5", REDIS_URL=url) as pub,
-    ):
+    service = processes.service_on_own_redis(tmp_path, interval="0.5")
+    with service as (redis_server, web_port, pub):
         ws = await open_socket(web_port, access_token)
         before = await receive_json(ws)
         redis_server.stop()

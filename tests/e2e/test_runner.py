@@ -30,7 +30,7 @@ def daphne_children(runner: psutil.Process) -> list[psutil.Process]:
     return [
         child
         for child in runner.children()
-        if "monitor.webserver" in " ".join(child.cmdline()) and child.is_running()
+        if "runner.webserver" in " ".join(child.cmdline()) and child.is_running()
     ]
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from metrics.store import close_redis
+from core.redis import close_redis
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json

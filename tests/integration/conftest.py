@@ -4,9 +4,9 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from metrics.store import close_redis
-from metrics.viewers import close_registry
+from core.redis import close_redis
 from monitor.asgi import application
+from tests.support.viewers import close_registry
 
 ORIGIN = (b"origin", b"http://localhost")
 

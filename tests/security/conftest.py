@@ -3,11 +3,15 @@ import pytest
 from tests.support import processes
 
 
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker, tmp_path_factory):
-    """One real daphne process, with daphne's own message-size limit as in ./run."""
+@pytest.fixture(scope="module", params=["1", "0"], ids=["extensions", "stock"])
+def server(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """One real daphne process, with daphne's own message-size limit as in ./run;
+    every test runs against it with the server's extensions on, and off (stock
+    daphne, Twisted and autobahn: the same promises must hold)."""
     with processes.daphne(
-        tmp_path_factory.mktemp("daphne"), "--websocket-max-message-size", "65536"
+        tmp_path_factory.mktemp("daphne"),
+        *processes.MAX_MESSAGE_FLAGS,
+        METRICS_SERVER_EXTENSIONS=request.param,
     ) as (_, port):
         yield port
 

@@ -15,12 +15,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from accounts.models import User
-from metrics.consumers import (
-    CLOSE_FORBIDDEN,
-    CLOSE_MESSAGE_TOO_BIG,
-    CLOSE_POLICY_VIOLATION,
-    CLOSE_UNAUTHORIZED,
-)
+from accounts.sessions import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
+from metrics.consumers import CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION
 from tests.support import processes
 from tests.support.clients import close_code, open_socket, receive_json
 

@@ -3,14 +3,10 @@
 The load tool (tests/perf/fanout) runs without Django settings and uses these too.
 """
 
-import contextlib
-import logging
 import socket
 import subprocess
 import time
 from pathlib import Path
-
-logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,18 +31,3 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:
         else:
             return
     raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Stop a child with SIGTERM, then SIGKILL if it does not exit in time."""
-    if process.poll() is not None:
-        return
-    # It may exit between poll() and terminate().
-    with contextlib.suppress(ProcessLookupError):
-        process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        logger.warning("pid %d still running after %g s; killing", process.pid, timeout)
-        process.kill()
-        process.wait(timeout)

@@ -10,10 +10,14 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from monitor.embedded_redis import EmbeddedRedis
-from tests.support.children import ROOT, free_port, stop_process, wait_for_port
+from core.bounds import DAPHNE_MAX_MESSAGE_BYTES
+from runner.embedded_redis import EmbeddedRedis
+from runner.processes import stop_process
+from tests.support.children import ROOT, free_port, wait_for_port
 
 START_TIMEOUT = 30.0
+# daphne's own limit on client messages (close 1009), as ./run and the image set it.
+MAX_MESSAGE_FLAGS = ("--websocket-max-message-size", str(DAPHNE_MAX_MESSAGE_BYTES))
 
 
 def database_url() -> str:
@@ -73,7 +77,7 @@ def daphne(
 ) -> Iterator[tuple[subprocess.Popen, int]]:
     """Serve the project with one real daphne process (on a free port by default)."""
     port = port or free_port()
-    args = [sys.executable, "-m", "monitor.webserver", "-b", "127.0.0.1"]
+    args = [sys.executable, "-m", "runner.webserver", "-b", "127.0.0.1"]
     args += ["-p", str(port), *flags, "monitor.asgi:application"]
     with running(args, service_env(**env), tmp_path / f"daphne-{port}.log") as proc:
         wait_for_port(port, proc, START_TIMEOUT)
@@ -104,3 +108,20 @@ def redis_server(tmp_path: Path, port: int) -> Iterator[EmbeddedRedis]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def service_on_own_redis(
+    tmp_path: Path, interval: str
+) -> Iterator[tuple[EmbeddedRedis, int, subprocess.Popen]]:
+    """A private redis-server, with a daphne and a publisher using it: the test may
+    stop and start Redis under the service. Yields Redis, the web port, the
+    publisher."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with (
+        redis_server(tmp_path, port) as server,
+        daphne(tmp_path, REDIS_URL=url) as (_, web_port),
+        publisher(tmp_path, "--interval", interval, REDIS_URL=url) as process,
+    ):
+        yield server, web_port, process

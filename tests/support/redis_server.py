@@ -6,7 +6,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from monitor.embedded_redis import EmbeddedRedis
+from runner.embedded_redis import EmbeddedRedis
 
 DEFAULT_HOST = ("127.0.0.1", 6379)
 

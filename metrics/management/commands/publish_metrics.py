@@ -3,32 +3,20 @@
 import argparse
 import asyncio
 import logging
-import math
 import signal
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from metrics.publisher import GROUP, PUBLISH_ERRORS, WARM_UP, Publisher
-from metrics.store import close_redis
+from core.bounds import parse_interval
+from core.redis import close_redis
+from metrics.events import GROUP
+from metrics.publisher import PUBLISH_ERRORS, WARM_UP, Publisher
 
 logger = logging.getLogger("metrics")
 
 VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO}
-
-
-def positive_seconds(raw: str) -> float:
-    """Parse --interval: a finite number of seconds, at least 0.5."""
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
-    if not math.isfinite(value) or value < 0.5 or value > 3600:
-        raise argparse.ArgumentTypeError(
-            f"must be between 0.5 and 3600 seconds, got {raw!r}"
-        )
-    return value
 
 
 class Command(BaseCommand):
@@ -40,7 +28,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--interval",
-            type=positive_seconds,
+            type=parse_interval,
             default=None,
             help="Seconds between snapshots (default: METRICS_INTERVAL, "
             f"now {settings.METRICS_INTERVAL:g}).",

@@ -23,10 +23,11 @@ from typing import Any
 
 import psutil
 
+from runner.processes import stop_process
 from tests.perf.fanout import FanoutError
 from tests.perf.fanout.broadcasts import Broadcast, extract_key
 from tests.perf.fanout.resources import cpu_seconds
-from tests.support.children import ROOT, free_port, stop_process
+from tests.support.children import ROOT, free_port
 from tests.support.redis_keys import delete_prefixed
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ BARE_SERVER = ROOT / "tests" / "perf" / "bare_server.py"
 BARE_BACKLOG = 1024
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 # How the service's processes are told apart in its process tree.
-WEB_COMMAND = "monitor.webserver"
+WEB_COMMAND = "runner.webserver"
 PUBLISHER_COMMAND = "publish_metrics"
 
 HISTORY_POLL = 0.2
@@ -93,8 +94,8 @@ def kill_leftovers(processes: list[psutil.Process]) -> None:
 
 def build_payload() -> str:
     """Return a real snapshot of this host as the publisher serialises it."""
-    from metrics.collectors import HostCollector
-    from metrics.snapshots import build_snapshot
+    from agent.collectors import HostCollector
+    from agent.snapshots import build_snapshot
 
     collector = HostCollector()
     time.sleep(0.5)  # so that rates cover a real period, as the publisher's do
@@ -444,7 +445,7 @@ async def choose_redis(given: str | None, workdir: Path) -> tuple[str, str, Any]
         return given, "--redis-url", None
     if await asyncio.to_thread(redis_answers, LOCAL_REDIS):
         return LOCAL_REDIS, "local", None
-    from monitor.embedded_redis import EmbeddedRedis
+    from runner.embedded_redis import EmbeddedRedis
 
     embedded = EmbeddedRedis(workdir / "redis")
     try:

@@ -1,0 +1,28 @@
+"""Every Redis key this service uses, named by one function: redis_key().
+
+Each starts with METRICS_REDIS_PREFIX (P below; `monitor` unless set), so that
+several deployments, or a test run, share one Redis server without seeing each other.
+
+| key | what it holds | kept by |
+|---|---|---|
+| `P:latest` | the latest snapshot event (JSON), for 3 intervals | metrics.store |
+| `P:history` | recent snapshot texts, scored by publish time | metrics.store |
+| `P:publisher:heartbeat` | the leader's last tick: at, interval, host | metrics.store |
+| `P:publisher:leader` | the leading publisher, while it renews | metrics.leadership |
+| `P:viewers` | each web process's viewer count, with an expiry | metrics.viewers |
+| `P:cache:...` | Django's cache: the login throttles' counts | core.cache |
+| `P:...` | channel-layer channels (`P:__group__metrics`, ...) | channels_redis |
+"""
+
+from django.conf import settings
+
+
+def redis_key(*parts: str, prefix: str | None = None) -> str:
+    """Return the key `<prefix>:<part>:<part>...` (the prefix: METRICS_REDIS_PREFIX).
+
+    `redis_key("")` is the bare `<prefix>:`, under which the channel layer names its
+    channels. Settings pass `prefix` while they are being read.
+    """
+    if prefix is None:
+        prefix = settings.METRICS_REDIS_PREFIX
+    return ":".join((prefix, *parts))
