@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from agent.devices import DEFAULT_DISK_EXCLUDE, DEFAULT_NET_EXCLUDE
 from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, INTERVAL_SECONDS, Bounds
 from core.keys import redis_key
 
@@ -54,6 +55,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if not items:
         raise ImproperlyConfigured(f"{name} must list at least one value.")
     return items
+
+
+def env_globs(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Read a comma-separated list of glob patterns; set but empty, an empty list."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    patterns = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for pattern in patterns:
+        if any(char.isspace() for char in pattern):
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated glob patterns without spaces "
+                f"inside one (such as lo,docker*,veth*), got {pattern!r}."
+            )
+    return patterns
 
 
 def env_choice(name: str, default: str, choices: set[str]) -> str:
@@ -251,6 +267,12 @@ REDIS_URL_IS_SET = bool(os.environ.get("REDIS_URL", "").strip())
 METRICS_REDIS_PREFIX = os.environ.get("METRICS_REDIS_PREFIX", "").strip() or "monitor"
 
 METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, bounds=INTERVAL_SECONDS)
+
+# Network interfaces and disks left out of the snapshots (glob patterns): loopback and
+# virtual interfaces, loop/RAM/zram devices (agent/devices.py has the defaults). Set
+# but empty, nothing is left out.
+METRICS_NET_EXCLUDE = env_globs("METRICS_NET_EXCLUDE", DEFAULT_NET_EXCLUDE)
+METRICS_DISK_EXCLUDE = env_globs("METRICS_DISK_EXCLUDE", DEFAULT_DISK_EXCLUDE)
 
 # Who may watch: empty for any active user, or a permission such as
 # "metrics.view_metrics" that users (or their groups) must have.
