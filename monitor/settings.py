@@ -129,6 +129,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"]
 )
+# Unset, ./run --host <a machine address> admits this machine's names as well.
+ALLOWED_HOSTS_IS_SET = os.environ.get("DJANGO_ALLOWED_HOSTS") is not None
 
 INSTALLED_APPS = [
     "daphne",
@@ -182,6 +184,11 @@ DATABASES = {
         "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
     )
 }
+# The URL as given (or the default), for messages; whether it was given at all.
+DATABASE_URL = (
+    os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+)
+DATABASE_URL_IS_SET = bool(os.environ.get("DATABASE_URL", "").strip())
 # Keep database connections for a while (token checks on connect run on a pool of
 # threads, each with its own connection), checking them before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env_number(
@@ -368,11 +375,16 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
     },
+    "filters": {
+        "disallowed_host": {"()": "core.logfilters.DisallowedHostLine"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # A request for a host not served: one line naming DJANGO_ALLOWED_HOSTS.
+        "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
         "metrics": {"level": METRICS_LOG_LEVEL},
         "accounts": {"level": METRICS_LOG_LEVEL},
         # Which of the web server's extensions are on (runner/extensions.py).

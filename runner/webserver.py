@@ -17,6 +17,8 @@ Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
   stop a snapshot bigger than that from going out.
 - autobahn pretty-prints its configuration for a debug log line on every new
   connection, logged or not; here that formatting happens only if the line is.
+- The access log prints paths without their query strings, which may carry a
+  token (?token=); daphne prints an HTTP request's whole URL.
 - A close carries the application's reason (daphne 4.2 drops it), and may have
   code 1011 (autobahn's sendClose() refuses it; the frame is sent as daphne's own
   error handling sends it).
@@ -39,6 +41,7 @@ import struct
 import sys
 import termios
 import time
+from collections.abc import Callable
 
 from daphne import ws_protocol
 from daphne.cli import CommandLineInterface
@@ -129,12 +132,27 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
         return True
 
 
+def without_query_strings(action_logger: Callable) -> Callable:
+    """daphne's action logger (the access log), given paths without query strings."""
+
+    def log_action(protocol: str, action: str, details: dict) -> None:
+        path = details.get("path")
+        if isinstance(path, str) and "?" in path:
+            details = {**details, "path": path.partition("?")[0]}
+        action_logger(protocol, action, details)
+
+    return log_action
+
+
 class WebServer(Server):
     """daphne's server, whose WebSocket factory builds BoundedWebSocketProtocol and
-    closes oversized messages with 1009; with the extensions that fit turned on."""
+    closes oversized messages with 1009, and whose access log prints no query
+    strings; with the extensions that fit turned on."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.action_logger is not None:
+            self.action_logger = without_query_strings(self.action_logger)
         # The command line made us once it loaded the application, and Django with it.
         extensions.enable(settings.METRICS_SERVER_EXTENSIONS)
 
