@@ -37,6 +37,7 @@ HASHED_MODULE = re.compile(r"/metrics/dashboard/(?P<name>\w+)\.[0-9a-f]{12}\.js$
 @contextmanager
 def daphne_on(port: int, logs: Path, **env: str) -> Iterator:
     """One daphne process on a given port (so a restarted one takes the same)."""
+    processes.collect_static()
     args = [sys.executable, "-m", "runner.webserver", "-b", "127.0.0.1"]
     args += ["-p", str(port)]
     args.append("monitor.asgi:application")
