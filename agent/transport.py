@@ -9,6 +9,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
 
 import websockets
@@ -43,6 +44,9 @@ CLOSE_TIMEOUT = 5.0
 # The server sends only small frames (hello, config, error).
 MAX_SERVER_FRAME_BYTES = 64 * 1024
 USER_AGENT = f"monitor-agent/{__version__} websockets/{websockets.__version__}"
+# A connection that stayed up this long was not a flap: the next attempt starts the
+# backoff again from its first delay.
+STEADY_AFTER = 10.0
 # Close codes the agent sends: 1001 when it stops, 1002 when the server broke the
 # protocol (no hello).
 CLOSE_GOING_AWAY = 1001
@@ -86,6 +90,8 @@ class Transport:
         # and whether a connection got as far as hello since then.
         self._failure: str | None = None
         self._said_hello = False
+        # When the current connection's hello came (monotonic), if it did.
+        self._hello_at: float | None = None
         self._errors_seen: set[str] = set()
 
     @property
@@ -122,6 +128,10 @@ class Transport:
             if why is None:
                 return
             self._note_failure(why)
+            if self._hello_at is not None:
+                if time.monotonic() - self._hello_at >= STEADY_AFTER:
+                    self.backoff.reset()
+                self._hello_at = None
             delay = self.backoff.next_delay()
             logger.debug("Next attempt in %.2f s", delay)
             with contextlib.suppress(TimeoutError):
@@ -214,7 +224,7 @@ class Transport:
             self._follow(frame.cadence)
         if frame.type == HELLO and not self.ready:
             self.host = frame.host
-            self.backoff.reset()
+            self._hello_at = time.monotonic()
             self._failure = None
             self._said_hello = True
             logger.info("Connected to %s as host %s", self.url, frame.host)

@@ -232,6 +232,29 @@ async def test_agent_keeps_retrying_with_backoff_while_its_token_is_refused(tmp_
     assert "the server refused the token (4001 invalid host token)" in refused[0]
 
 
+async def test_a_server_that_drops_the_agent_at_once_gets_growing_delays(tmp_path):
+    async with AgentStub({TOKEN: HOST}, live=True) as stub:
+        stub.close_after_hello = (1011, "broken")
+        async with running_agent(tmp_path / "agent.log", *agent_flags(stub)) as agent:
+            await eventually(
+                lambda: len(stub.connections) >= 4,
+                within=20,
+                message="the agent stopped trying",
+            )
+    attempts = [c.opened_at for c in stub.connections]
+    # A hello alone does not start the backoff again: 0.25 + 0.5 + 1 s at least.
+    assert attempts[3] - attempts[0] >= 1.75
+    # Each connection is a change of state both ways: two lines, no more.
+    connected = len(agent.lines("Connected to "))
+    assert connected >= 4
+    assert len(
+        agent.lines("Disconnected: the server closed the socket (1011 broken)")
+    ) in (
+        connected,
+        connected - 1,  # the last one may still have been open when the agent stopped
+    )
+
+
 async def test_agent_unreachable_at_start_retries_then_backfills(tmp_path):
     stub = AgentStub({TOKEN: HOST}, live=True)
     flags = agent_flags(stub, "--interval", str(INTERVAL))

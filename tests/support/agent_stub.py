@@ -96,6 +96,8 @@ class AgentStub:
         self.live = live
         self.idle_interval = idle_interval
         self.port = port or free_port()
+        # Set to (code, reason): every connection is closed so right after its hello.
+        self.close_after_hello: tuple[int, str] | None = None
         self.connections: list[AgentConnection] = []
         self.received: list[Received] = []
         # Frames answered with an error, with the message sent.
@@ -213,6 +215,10 @@ class AgentStub:
         connection.interval = self._interval_asked(connection)
         hello = {"type": "hello", "host": connection.host, **self._cadence(connection)}
         await self._send(connection, hello)
+        if self.close_after_hello is not None:
+            connection.closed_by_stub = self.close_after_hello[0]
+            await socket.close(*self.close_after_hello)
+            return
         live = TokenBucket(LIVE_PER_INTERVAL / connection.interval, LIVE_BURST)
         backfill = TokenBucket(BACKFILL_PER_SECOND, BACKFILL_BURST)
         try:
