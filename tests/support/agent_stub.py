@@ -273,7 +273,8 @@ class AgentStub:
 
 def read_metrics(message: str | bytes) -> tuple[dict[str, Any], str | None]:
     """Check a frame as the server would: a metrics snapshot in the seed's format,
-    optionally flagged as backfill. Return it and what is wrong with it, if anything."""
+    optionally flagged as backfill; other fields (a `host`, say) are ignored. Return
+    it and what is wrong with it, if anything."""
     if isinstance(message, bytes):
         return {}, "binary frames are not supported; send JSON text"
     try:
@@ -282,9 +283,6 @@ def read_metrics(message: str | bytes) -> tuple[dict[str, Any], str | None]:
         return {}, "invalid JSON"
     if not isinstance(frame, dict) or frame.get("type") != "metrics":
         return {}, 'expected a "metrics" snapshot'
-    extra = set(frame) - {"type", "timestamp", "data", "backfill"}
-    if extra:
-        return {}, f"unexpected fields {sorted(extra)}"
     if not isinstance(frame.get("timestamp"), str) or not TIMESTAMP.match(
         frame["timestamp"]
     ):
