@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,6 +24,7 @@ import pytest
 import yaml
 from django.contrib.auth.hashers import make_password
 
+from agent.cli import TOKEN_VARIABLE, parse_options
 from core.bounds import DAPHNE_MAX_MESSAGE_BYTES
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
@@ -111,7 +113,7 @@ def nginx_config() -> str:
 
 
 def test_compose_defines_every_service(services):
-    expected = {"redis", "postgres", "migrate", "web", "worker", "nginx"}
+    expected = {"redis", "postgres", "migrate", "web", "worker", "nginx", "agent"}
     assert expected <= set(services)
 
 
@@ -283,6 +285,39 @@ def test_nginx_mounts_the_config_and_publishes_a_port(services):
     assert nginx["ports"], "nginx publishes no port"
     assert str(nginx["ports"][0]).endswith(":80")
     assert nginx["depends_on"] == {"web": {"condition": "service_healthy"}}
+
+
+def test_agent_service_is_off_unless_asked_for(services):
+    # `docker compose up` must work without a host token.
+    assert services["agent"]["profiles"] == ["agent"]
+
+
+def test_agent_service_runs_the_agent_through_nginx(services):
+    words = command_line(services["agent"])
+    assert words[:3] == ["python", "-m", "agent"]
+    assert (ROOT / "agent" / "__main__.py").is_file()
+    options = parse_options(words[3:], {TOKEN_VARIABLE: "a-token"})
+    assert urllib.parse.urlsplit(options.url).hostname == "nginx"
+    assert "nginx" in services
+
+
+def test_agent_token_comes_from_the_environment_and_may_be_unset(services):
+    assert "--token" not in command_line(services["agent"])
+    assert "--token-file" not in command_line(services["agent"])
+    token = services["agent"]["environment"][TOKEN_VARIABLE]
+    # A default (":-"), not a required variable (":?"), which would stop every
+    # `docker compose` command of a user without a token.
+    assert token == "${MONITOR_AGENT_TOKEN:-}"
+
+
+def test_agent_service_uses_the_app_image_which_has_the_agents_dependencies(
+    services,
+):
+    assert services["agent"]["image"] == services["web"]["image"]
+    pyproject = tomllib.loads((ROOT / "agent" / "pyproject.toml").read_text())
+    installed = (ROOT / "requirements.txt").read_text().splitlines()
+    for dependency in pyproject["project"]["dependencies"]:
+        assert dependency in installed, f"the image does not install {dependency}"
 
 
 # Dockerfile

@@ -1,4 +1,4 @@
-"""The agent runs where Django cannot even be imported."""
+"""The agent, monitor-agent included, runs where Django cannot even be imported."""
 
 import json
 import os
@@ -22,6 +22,7 @@ else:
 from agent.collectors import HostCollector
 from agent.schedule import next_tick
 from agent.snapshots import build_snapshot
+import agent.cli  # the whole of monitor-agent: transport, reporter, buffer
 
 collector = HostCollector()
 collector.prime()
