@@ -17,7 +17,9 @@ RUN groupadd --system --gid 10001 monitor \
 
 WORKDIR /app
 
-# Requirements first: the dependency layer is rebuilt only when they change.
+# Requirements first: the dependency layer is rebuilt only when they change. Only
+# what the service needs to run: the test, lint and browser tools
+# (requirements-dev.txt) stay out of the image.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 

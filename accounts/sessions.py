@@ -24,13 +24,10 @@ from accounts.tokens import (
     TokenAuthentication,
     authenticate_socket_token,
     get_active_users,
+    refusal,
 )
 from agent.snapshots import format_timestamp
-
-# Close codes of our own, in the application range 4000-4999 (daphne turns any
-# other code but 1000 into 1011).
-CLOSE_UNAUTHORIZED = 4001
-CLOSE_FORBIDDEN = 4003
+from core import closes
 
 
 class SessionSocket(Protocol):
@@ -40,7 +37,7 @@ class SessionSocket(Protocol):
 
     async def may_watch(self, user: AbstractBaseUser) -> bool: ...
 
-    async def close(self, code: int | None = None, reason: str | None = None): ...
+    async def close_with(self, close: closes.Close) -> None: ...
 
     async def send_json(self, content: Any, close: bool = False) -> None: ...
 
@@ -80,7 +77,8 @@ class TokenSession:
         return found is not None and str(found.user.pk) == self.user_id
 
     def start(self) -> None:
-        """Close the socket with 4001 once the token has expired, unless renewed."""
+        """Close the socket with 4001 (token expired) once the token has expired,
+        unless renewed."""
         # A renewal moves expires_at on: the timer then just looks again later.
         remaining = self.expires_at - time.time()
         if remaining > 0:
@@ -89,7 +87,7 @@ class TokenSession:
         else:
             self.expiry_timer = None
             self.expiry_close = asyncio.create_task(
-                self.socket.close(code=CLOSE_UNAUTHORIZED)
+                self.socket.close_with(closes.TOKEN_EXPIRED)
             )
 
     def stop(self) -> None:
@@ -102,11 +100,14 @@ class TokenSession:
         """Extend the socket's life with a new access token of the same user, and
         say until when; close with 4001 (or 4003) if the token will not do."""
         found = await authenticate_socket_token(token)
+        if found is None:
+            await self.socket.close_with(refusal(token))
+            return
         if not self.is_mine(found):
-            await self.socket.close(code=CLOSE_UNAUTHORIZED)
+            await self.socket.close_with(closes.ANOTHER_USERS_TOKEN)
             return
         if not await self.socket.may_watch(found.user):
-            await self.socket.close(code=CLOSE_FORBIDDEN)
+            await self.socket.close_with(closes.PERMISSION_REQUIRED)
             return
         self.expires_at = found.expires_at
         expires = format_timestamp(datetime.fromtimestamp(found.expires_at, tz=UTC))

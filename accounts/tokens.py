@@ -9,9 +9,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 
+from core import closes
 from core.loop_local import LoopLocal
 from core.singleflight import SingleFlight
 
@@ -39,6 +41,26 @@ def validate_token(raw_token: object) -> Token | None:
         return JWTAuthentication().get_validated_token(raw_token)
     except CHECK_ERRORS:
         return None
+
+
+def refusal(raw_token: object) -> closes.Close:
+    """Why a socket's token was refused (authenticate_socket_token gave None): the
+    close to send. Worked out only for refusals, so valid tokens pay nothing."""
+    if not isinstance(raw_token, str) or not raw_token:
+        return closes.NO_TOKEN
+    expired = False
+    for token_class in api_settings.AUTH_TOKEN_CLASSES:
+        try:
+            token_class(raw_token)
+        except ExpiredTokenError:
+            # PyJWT checks the signature first: this token is ours, but too old.
+            expired = True
+        except (TokenError, *CHECK_ERRORS):
+            continue
+        else:
+            # A valid token: what was refused is its user.
+            return closes.USER_INACTIVE
+    return closes.TOKEN_EXPIRED if expired else closes.INVALID_TOKEN
 
 
 def token_user_id(validated: Token) -> str:

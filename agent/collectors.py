@@ -5,6 +5,10 @@ between two cumulative counter readings. The collector keeps the previous readin
 itself instead of relying on ``psutil.cpu_percent``, whose baseline psutil 7 keeps per
 thread: the publisher calls us from worker threads, where that would read 0.0.
 
+A figure that was not measured is None (null in JSON), never 0: a rate with no time
+between its readings, a device without a baseline, CPU percentages with no CPU time
+counted in between. Which interfaces and disks count is agent.devices' to say.
+
 This module knows psutil and nothing else; it must not import Django.
 """
 
@@ -12,12 +16,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Final
 
 import psutil
+
+from agent.devices import (
+    DEFAULT_DISK_EXCLUDE,
+    DEFAULT_NET_EXCLUDE,
+    excluded,
+    is_whole_disk,
+)
 
 # Linux already counts guest time inside user/nice; adding these would count it twice.
 _UNCOUNTED_CPU_FIELDS: Final = frozenset({"guest", "guest_nice"})
@@ -41,7 +52,11 @@ _DISK_RATES: Final[_RateSpec] = (
     ("write_ops_per_sec", "write_count", 2),
 )
 
+_CPU_FIGURES: Final = ("usage_percent", "user", "system", "idle")
+
 Counters = Mapping[str, float]
+# A rate or a percentage, or None where it was not measured.
+Figure = float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +69,10 @@ class CpuReading:
 
 @dataclass(frozen=True, slots=True)
 class CounterReading:
-    """Cumulative per-device counters, an optional machine total, and when read."""
+    """Cumulative per-device counters, and when they were read."""
 
     time: float
     devices: Mapping[str, Counters]
-    total: Counters | None = None
 
 
 # --- pure arithmetic -------------------------------------------------------------
@@ -73,31 +87,32 @@ def counter_delta(previous: float, current: float) -> float:
 
 def counter_deltas(
     previous: Counters | None, current: Counters, fields: Iterable[str]
-) -> dict[str, float]:
-    """Return each field's advance since the previous counters (all 0 without one)."""
+) -> dict[str, float] | None:
+    """Return each field's advance since the previous counters; None without them."""
     if previous is None:
-        return dict.fromkeys(fields, 0)
+        return None
     return {
         field: counter_delta(previous.get(field, current[field]), current[field])
         for field in fields
     }
 
 
-def per_second(amount: float, elapsed: float, ndigits: int = 1) -> float:
-    """Return amount divided by elapsed seconds, or 0.0 when no time passed."""
+def per_second(amount: float, elapsed: float, ndigits: int = 1) -> Figure:
+    """Return amount divided by elapsed seconds, or None when no time passed."""
     if elapsed <= 0:
-        return 0.0
+        return None
     return round(float(amount) / elapsed, ndigits)
 
 
-def cpu_percentages(previous: Counters, current: Counters) -> dict[str, float]:
+def cpu_percentages(previous: Counters, current: Counters) -> dict[str, Figure]:
     """Return usage, user, system and idle percentages of the CPU time in between."""
     counted = [name for name in current if name not in _UNCOUNTED_CPU_FIELDS]
     deltas = counter_deltas(previous, current, counted)
     total = sum(deltas.values())
     if total <= 0:
-        # Two readings with no CPU time between them: nothing ran, so nothing was busy.
-        return {"usage_percent": 0.0, "user": 0.0, "system": 0.0, "idle": 100.0}
+        # No CPU time was counted between the readings (they came too close, or the
+        # counters went backwards): nothing was measured, which is not "idle".
+        return dict.fromkeys(_CPU_FIGURES, None)
     # Summing the busy fields (rather than total - idle - iowait) cannot dip below zero
     # through float rounding and report -0.0.
     busy = sum(v for name, v in deltas.items() if name not in _IDLE_CPU_FIELDS)
@@ -110,20 +125,33 @@ def cpu_percentages(previous: Counters, current: Counters) -> dict[str, float]:
 
 
 def device_rates(
-    previous: CounterReading, current: CounterReading, spec: _RateSpec
-) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Return per-device rates and the rates of their summed deltas."""
+    previous: CounterReading,
+    current: CounterReading,
+    spec: _RateSpec,
+    counted: Callable[[str], bool] = lambda name: True,
+) -> tuple[dict[str, dict[str, Figure]], dict[str, Figure]]:
+    """Return per-device rates, and the rates of the summed deltas of the devices
+    `counted` (None if none of those was measured)."""
     elapsed = current.time - previous.time
     fields = [field for _, field, _ in spec]
-    # A device without a baseline (just appeared) gets zero deltas; a device that
+    unmeasured = {key: None for key, _, _ in spec}
+    per_device: dict[str, dict[str, Figure]] = {}
+    summed = dict.fromkeys(fields, 0.0)
+    measured = False
+    # A device without a baseline (just appeared) has no rates yet; a device that
     # vanished is simply not in `current`, so it drops out of output and baseline.
-    deltas = {
-        name: counter_deltas(previous.devices.get(name), counters, fields)
-        for name, counters in current.devices.items()
-    }
-    per_device = {name: _rates(d, elapsed, spec) for name, d in deltas.items()}
-    summed = {field: sum(d[field] for d in deltas.values()) for field in fields}
-    return per_device, _rates(summed, elapsed, spec)
+    for name, counters in current.devices.items():
+        deltas = counter_deltas(previous.devices.get(name), counters, fields)
+        if deltas is None:
+            per_device[name] = dict(unmeasured)
+            continue
+        per_device[name] = _rates(deltas, elapsed, spec)
+        if counted(name):
+            measured = True
+            for field in fields:
+                summed[field] += deltas[field]
+    totals = _rates(summed, elapsed, spec) if measured else unmeasured
+    return per_device, totals
 
 
 # --- readings ----------------------------------------------------------------------
@@ -137,23 +165,20 @@ def read_cpu(ps: ModuleType) -> CpuReading:
     )
 
 
-def read_network(ps: ModuleType, now: float) -> CounterReading:
-    """Read cumulative per-interface network counters."""
+def read_network(
+    ps: ModuleType, now: float, exclude: Sequence[str] = ()
+) -> CounterReading:
+    """Read cumulative per-interface network counters, but the excluded ones'."""
     pernic = _call_or_none(ps, "net_io_counters", pernic=True) or {}
-    return CounterReading(
-        time=now, devices={name: _as_counters(c) for name, c in pernic.items()}
-    )
+    return CounterReading(time=now, devices=_included(pernic, exclude))
 
 
-def read_disk(ps: ModuleType, now: float) -> CounterReading:
-    """Read cumulative per-disk I/O counters and psutil's machine-wide total."""
+def read_disk(
+    ps: ModuleType, now: float, exclude: Sequence[str] = ()
+) -> CounterReading:
+    """Read cumulative per-disk I/O counters, but the excluded devices'."""
     perdisk = _call_or_none(ps, "disk_io_counters", perdisk=True) or {}
-    total = _call_or_none(ps, "disk_io_counters", perdisk=False) if perdisk else None
-    return CounterReading(
-        time=now,
-        devices={name: _as_counters(c) for name, c in perdisk.items()},
-        total=_as_counters(total) if total else None,
-    )
+    return CounterReading(time=now, devices=_included(perdisk, exclude))
 
 
 # --- one function per source ------------------------------------------------------
@@ -164,16 +189,16 @@ def collect_cpu(
 ) -> tuple[dict[str, Any], CpuReading]:
     """Return CPU figures since the previous reading, and the new reading."""
     current = read_cpu(ps)
-    core_baseline = previous.per_core
-    if len(core_baseline) != len(current.per_core):
-        # CPUs came or went: old per-core counters no longer line up with new ones, so
-        # this reading becomes the baseline and each core reports a zero-time interval.
-        core_baseline = current.per_core
     figures = cpu_percentages(previous.total, current.total)
-    per_core = [
-        cpu_percentages(before, now)["usage_percent"]
-        for before, now in zip(core_baseline, current.per_core, strict=True)
-    ]
+    if len(previous.per_core) == len(current.per_core):
+        per_core = [
+            cpu_percentages(before, now)["usage_percent"]
+            for before, now in zip(previous.per_core, current.per_core, strict=True)
+        ]
+    else:
+        # CPUs came or went: old per-core counters no longer line up with new ones,
+        # so no core was measured this time; this reading is the next baseline.
+        per_core = [None] * len(current.per_core)
     cpu = {
         "usage_percent": figures["usage_percent"],
         "per_core": per_core,
@@ -205,40 +230,55 @@ def collect_memory(ps: ModuleType) -> dict[str, Any]:
 
 
 def collect_network(
-    ps: ModuleType, previous: CounterReading, now: float
+    ps: ModuleType, previous: CounterReading, now: float, exclude: Sequence[str] = ()
 ) -> tuple[dict[str, Any], CounterReading]:
-    """Return network throughput since the previous reading, and the new reading."""
-    current = read_network(ps, now)
+    """Return network throughput since the previous reading, and the new reading;
+    the totals are the sums of the interfaces listed."""
+    current = read_network(ps, now, exclude)
     interfaces, totals = device_rates(previous, current, _NETWORK_RATES)
     return {**totals, "interfaces": interfaces}, current
 
 
 def collect_disk(
-    ps: ModuleType, previous: CounterReading, now: float
+    ps: ModuleType,
+    previous: CounterReading,
+    now: float,
+    exclude: Sequence[str] = (),
+    whole_disk: Callable[[str], bool] = is_whole_disk,
 ) -> tuple[dict[str, Any], CounterReading]:
-    """Return partition usage and disk I/O since the last reading, and the new one."""
-    current = read_disk(ps, now)
+    """Return partition usage and disk I/O since the last reading, and the new one;
+    the totals are the sums of the whole disks listed."""
+    current = read_disk(ps, now, exclude)
     io: dict[str, Any] = {}
     if current.devices:
-        devices, _ = device_rates(previous, current, _DISK_RATES)
-        # Totals come from psutil's own sum, which skips partitions; summing our
-        # per-device figures would count sda and sda1 twice.
-        _, totals = device_rates(
-            _total_only(previous), _total_only(current), _DISK_RATES
-        )
+        # Summing every device listed would count sda and sda1 (or a volume and the
+        # disk under it) twice.
+        devices, totals = device_rates(previous, current, _DISK_RATES, whole_disk)
         io = {**totals, "devices": devices}
     return {"partitions": _partitions(ps), "io": io}, current
 
 
 class HostCollector:
-    """Collects CPU, memory, network and disk figures, keeping baselines for rates."""
+    """Collects CPU, memory, network and disk figures, keeping baselines for rates.
+
+    Interfaces and disks whose names match `net_exclude` or `disk_exclude` (globs)
+    are left out; `whole_disk` says which disks count towards the disk totals.
+    """
 
     def __init__(
-        self, ps: ModuleType = psutil, clock: Callable[[], float] = time.monotonic
+        self,
+        ps: ModuleType = psutil,
+        clock: Callable[[], float] = time.monotonic,
+        net_exclude: Iterable[str] = DEFAULT_NET_EXCLUDE,
+        disk_exclude: Iterable[str] = DEFAULT_DISK_EXCLUDE,
+        whole_disk: Callable[[str], bool] = is_whole_disk,
     ) -> None:
         """Read every baseline now, so the first collect() covers the time since."""
         self._ps = ps
         self._clock = clock
+        self._net_exclude = tuple(net_exclude)
+        self._disk_exclude = tuple(disk_exclude)
+        self._whole_disk = whole_disk
         # The publisher may call collect() from more than one worker thread; the
         # read-compare-replace of the baselines must not interleave.
         self._lock = threading.Lock()
@@ -249,8 +289,8 @@ class HostCollector:
         with self._lock:
             now = self._clock()
             self._cpu = read_cpu(self._ps)
-            self._network = read_network(self._ps, now)
-            self._disk = read_disk(self._ps, now)
+            self._network = read_network(self._ps, now, self._net_exclude)
+            self._disk = read_disk(self._ps, now, self._disk_exclude)
 
     def collect(self) -> dict[str, Any]:
         """Return all figures since the previous call (or construction)."""
@@ -258,8 +298,12 @@ class HostCollector:
             # One clock reading for both so their rates cover the same interval.
             now = self._clock()
             cpu, self._cpu = collect_cpu(self._ps, self._cpu)
-            network, self._network = collect_network(self._ps, self._network, now)
-            disk, self._disk = collect_disk(self._ps, self._disk, now)
+            network, self._network = collect_network(
+                self._ps, self._network, now, self._net_exclude
+            )
+            disk, self._disk = collect_disk(
+                self._ps, self._disk, now, self._disk_exclude, self._whole_disk
+            )
         return {
             "cpu": cpu,
             "memory": collect_memory(self._ps),
@@ -280,8 +324,17 @@ def _percent(part: float, whole: float) -> float:
     return _round(part / whole * 100, 1)
 
 
-def _rates(deltas: Counters, elapsed: float, spec: _RateSpec) -> dict[str, float]:
+def _rates(deltas: Counters, elapsed: float, spec: _RateSpec) -> dict[str, Figure]:
     return {key: per_second(deltas[field], elapsed, nd) for key, field, nd in spec}
+
+
+def _included(counters: Mapping[str, Any], exclude: Sequence[str]) -> dict:
+    # Excluded devices are never read into a baseline, so they appear nowhere.
+    return {
+        name: _as_counters(values)
+        for name, values in counters.items()
+        if not excluded(name, exclude)
+    }
 
 
 def _as_counters(values: Any) -> dict[str, float]:
@@ -298,11 +351,6 @@ def _call_or_none(ps: ModuleType, name: str, **kwargs: Any) -> Any:
         return function(**kwargs)
     except _UNAVAILABLE_ERRORS:
         return None
-
-
-def _total_only(reading: CounterReading) -> CounterReading:
-    devices = {"total": reading.total} if reading.total is not None else {}
-    return CounterReading(time=reading.time, devices=devices)
 
 
 def _cpu_frequencies(ps: ModuleType) -> list[float | None] | None:

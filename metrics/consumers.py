@@ -11,8 +11,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from accounts.middleware import BEARER_PROTOCOL
-from accounts.sessions import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, TokenSession
+from accounts.middleware import BEARER_PROTOCOL, get_socket_token
+from accounts.sessions import TokenSession
+from accounts.tokens import refusal
+from core import closes
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.ratelimit import TokenBucket
@@ -20,13 +22,6 @@ from metrics.store import load_latest
 from metrics.viewers import get_registry
 
 logger = logging.getLogger(__name__)
-
-# Close codes of our own, in the application range 4000-4999 (daphne turns any
-# other code but 1000 into 1011); 4001 and 4003 are the token session's.
-CLOSE_POLICY_VIOLATION = 4008
-CLOSE_MESSAGE_TOO_BIG = 4009
-# Daphne reports any server-side failure to the client as 1011.
-CLOSE_INTERNAL_ERROR = 1011
 
 MAX_ECHOED_TYPE = 40
 
@@ -68,17 +63,17 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             await self.leave()
 
     async def connect(self) -> None:
-        """Join and accept; or accept and close with 4001/4003/1011.
+        """Join and accept; or accept and close with 4001/4003/1011 (core.closes).
 
         The socket joins before the handshake completes, so a client receives
         every snapshot published after it is open (and the latest before that).
         """
         session = TokenSession.for_socket(self)
         if session is None:
-            await self.refuse(CLOSE_UNAUTHORIZED)
+            await self.refuse(refusal(get_socket_token(self.scope)))
             return
         if not await self.may_watch(session.user):
-            await self.refuse(CLOSE_FORBIDDEN)
+            await self.refuse(closes.PERMISSION_REQUIRED)
             return
         self.held = []
         self.user_id = session.user_id
@@ -88,17 +83,17 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             joined_at = time.monotonic()
             get_registry().add()
             if not await session.still_valid():
-                await self.refuse(CLOSE_UNAUTHORIZED)
+                await self.refuse(closes.USER_INACTIVE)
                 return
             latest = await load_latest(not_before=joined_at)
         except (RedisError, OSError) as error:
             logger.warning("Redis unavailable on connect: %s", error)
-            await self.refuse(CLOSE_INTERNAL_ERROR)
+            await self.refuse(closes.DATA_STORE_UNAVAILABLE)
             return
         await self.accept(self.subprotocol())
         self.accepted = True
         if self.revoked:
-            await self.close(code=CLOSE_UNAUTHORIZED)
+            await self.close_with(closes.USER_INACTIVE)
             return
         self.authorized = True
         self.bucket = TokenBucket(
@@ -121,11 +116,15 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         offered = self.scope.get("subprotocols") or []
         return BEARER_PROTOCOL if BEARER_PROTOCOL in offered else None
 
-    async def refuse(self, code: int) -> None:
-        """Accept, then close with `code`: a close before accepting would reach a
-        browser as HTTP 403, indistinguishable from a network error."""
+    async def refuse(self, close: closes.Close) -> None:
+        """Accept, then close: a close before accepting would reach a browser as
+        HTTP 403, indistinguishable from a network error."""
         await self.accept(self.subprotocol())
-        await self.close(code=code)
+        await self.close_with(close)
+
+    async def close_with(self, close: closes.Close) -> None:
+        """Close the socket with a code of ours and its reason."""
+        await self.close(code=close.code, reason=close.reason)
 
     async def may_watch(self, user) -> bool:
         """The permission check, which costs a query only when one is required."""
@@ -154,10 +153,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             return
         size = len(text_data.encode()) if text_data is not None else len(bytes_data)
         if size > settings.METRICS_WS_MAX_MESSAGE_BYTES:
-            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+            await self.close_with(closes.FRAME_TOO_BIG)
             return
         if not self.bucket.allow():
-            await self.close(code=CLOSE_POLICY_VIOLATION)
+            await self.close_with(closes.RATE_EXCEEDED)
             return
         if text_data is None:
             await self.send_error("binary frames are not supported; send JSON text")
@@ -218,7 +217,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     async def auth_revoked(self, event: dict[str, Any]) -> None:
         """The user was deactivated or deleted: close with 4001."""
         if self.accepted:
-            await self.close(code=CLOSE_UNAUTHORIZED)
+            await self.close_with(closes.USER_INACTIVE)
         else:
             # Closing before the handshake completes would reach a browser as 403.
             self.revoked = True

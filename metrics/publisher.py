@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from agent.collectors import HostCollector
@@ -29,7 +30,8 @@ LATEST_TTL_INTERVALS = 3
 LEADER_TTL_INTERVALS = 2
 # First retry after a failed publish, doubled up to one interval.
 INITIAL_BACKOFF = 0.5
-# Collect this long after starting (or waking) so figures cover a real period.
+# A snapshot covers at least this long since its baseline (after starting, waking,
+# or taking over), so its rates and percentages cover a real period.
 WARM_UP = 0.5
 # While nobody watches, look this often for a first viewer.
 IDLE_POLL = 0.25
@@ -54,7 +56,10 @@ class Publisher:
     ) -> None:
         self.channel_layer = channel_layer
         self.interval = interval
-        self.collector = collector or HostCollector()
+        self.collector = collector or HostCollector(
+            net_exclude=settings.METRICS_NET_EXCLUDE,
+            disk_exclude=settings.METRICS_DISK_EXCLUDE,
+        )
         self.clock = clock
         self.wall_clock = wall_clock
         self.published = 0
@@ -121,9 +126,11 @@ class Publisher:
             self._enter("publishing", f"Publishing every {self.interval:g} s")
             if self.primed_at is None or self.clock() - self.primed_at > self.interval:
                 await self.prime()
-                self.next_tick = self.clock() + WARM_UP
+            # Baselines older than an interval were replaced; recent ones still need
+            # WARM_UP behind them before the first snapshot.
+            self.next_tick = max(self.clock(), self.primed_at + WARM_UP)
+            if self.next_tick > self.clock():
                 return self.next_tick
-            self.next_tick = self.clock()
         due = self.next_tick
         try:
             await self.publish_once()

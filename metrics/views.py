@@ -1,4 +1,5 @@
-"""HTTP views of the metrics app: the recent history of snapshots."""
+"""HTTP views of the metrics app: the recent history of snapshots, the dashboard
+and its icon."""
 
 import json
 import re
@@ -6,7 +7,9 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.templatetags.static import static
+from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 from redis.exceptions import RedisError
 from rest_framework.exceptions import APIException, ValidationError
@@ -70,3 +73,13 @@ class DashboardView(TemplateView):
             beat = None
         context["host_name"] = beat["host"] if beat else ""
         return context
+
+
+ICON = "metrics/favicon.svg"
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """/favicon.ico, which browsers ask for on pages that name no icon (the admin's):
+    the dashboard's icon, under its collected name (so not a permanent redirect)."""
+    return HttpResponseRedirect(static(ICON))

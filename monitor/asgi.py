@@ -8,6 +8,10 @@ from django.core.exceptions import ImproperlyConfigured
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitor.settings")
 try:
     django_asgi_app = get_asgi_application()
+    # Pages would answer 500 for any static file that was not collected.
+    from core.staticfiles import check_collected
+
+    check_collected()
 except ImproperlyConfigured as error:
     raise SystemExit(f"Configuration error: {error}") from None
 

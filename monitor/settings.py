@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from agent.devices import DEFAULT_DISK_EXCLUDE, DEFAULT_NET_EXCLUDE
 from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, INTERVAL_SECONDS, Bounds
 from core.keys import redis_key
 
@@ -54,6 +55,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if not items:
         raise ImproperlyConfigured(f"{name} must list at least one value.")
     return items
+
+
+def env_globs(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Read a comma-separated list of glob patterns; set but empty, an empty list."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    patterns = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for pattern in patterns:
+        if any(char.isspace() for char in pattern):
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated glob patterns without spaces "
+                f"inside one (such as lo,docker*,veth*), got {pattern!r}."
+            )
+    return patterns
 
 
 def env_choice(name: str, default: str, choices: set[str]) -> str:
@@ -113,6 +129,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"]
 )
+# Unset, ./run --host <a machine address> admits this machine's names as well.
+ALLOWED_HOSTS_IS_SET = os.environ.get("DJANGO_ALLOWED_HOSTS") is not None
 
 INSTALLED_APPS = [
     "daphne",
@@ -166,6 +184,11 @@ DATABASES = {
         "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
     )
 }
+# The URL as given (or the default), for messages; whether it was given at all.
+DATABASE_URL = (
+    os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+)
+DATABASE_URL_IS_SET = bool(os.environ.get("DATABASE_URL", "").strip())
 # Keep database connections for a while (token checks on connect run on a pool of
 # threads, each with its own connection), checking them before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env_number(
@@ -251,6 +274,12 @@ REDIS_URL_IS_SET = bool(os.environ.get("REDIS_URL", "").strip())
 METRICS_REDIS_PREFIX = os.environ.get("METRICS_REDIS_PREFIX", "").strip() or "monitor"
 
 METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, bounds=INTERVAL_SECONDS)
+
+# Network interfaces and disks left out of the snapshots (glob patterns): loopback and
+# virtual interfaces, loop/RAM/zram devices (agent/devices.py has the defaults). Set
+# but empty, nothing is left out.
+METRICS_NET_EXCLUDE = env_globs("METRICS_NET_EXCLUDE", DEFAULT_NET_EXCLUDE)
+METRICS_DISK_EXCLUDE = env_globs("METRICS_DISK_EXCLUDE", DEFAULT_DISK_EXCLUDE)
 
 # Who may watch: empty for any active user, or a permission such as
 # "metrics.view_metrics" that users (or their groups) must have.
@@ -346,11 +375,16 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
     },
+    "filters": {
+        "disallowed_host": {"()": "core.logfilters.DisallowedHostLine"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # A request for a host not served: one line naming DJANGO_ALLOWED_HOSTS.
+        "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
         "metrics": {"level": METRICS_LOG_LEVEL},
         "accounts": {"level": METRICS_LOG_LEVEL},
         # Which of the web server's extensions are on (runner/extensions.py).

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from metrics.views import DashboardView
+from metrics.views import DashboardView, favicon
 from monitor.health import healthz, readyz
 
 urlpatterns = [
@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
     path("api/metrics/", include("metrics.urls")),
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]

@@ -17,6 +17,11 @@ Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
   stop a snapshot bigger than that from going out.
 - autobahn pretty-prints its configuration for a debug log line on every new
   connection, logged or not; here that formatting happens only if the line is.
+- The access log prints paths without their query strings, which may carry a
+  token (?token=); daphne prints an HTTP request's whole URL.
+- A close carries the application's reason (daphne 4.2 drops it), and may have
+  code 1011 (autobahn's sendClose() refuses it; the frame is sent as daphne's own
+  error handling sends it).
 - A handshake may wait 30 s, not daphne's 5 s, for the application to accept:
   in a storm of thousands of connects the last ones queue for seconds, and a
   5 s limit turns that wait into HTTP 403 for all of them at once. Give
@@ -36,12 +41,14 @@ import struct
 import sys
 import termios
 import time
+from collections.abc import Callable
 
 from daphne import ws_protocol
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from django.conf import settings
 
+from core.closes import fit_reason
 from runner import extensions
 
 logger = logging.getLogger(__name__)
@@ -64,9 +71,28 @@ def kernel_unsent_bytes(transport: object) -> int:
 
 
 class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
-    """daphne's protocol, dropping clients too slow to take what is sent."""
+    """daphne's protocol, dropping clients too slow to take what is sent, and
+    closing with the application's reason."""
 
     backlogged_since: float | None = None
+
+    def handle_reply(self, message):
+        # daphne's own handling of a close after accept, with the reason kept.
+        closing = message.get("type") == "websocket.close"
+        if closing and self.state != self.STATE_CONNECTING:
+            self.serverClose(message.get("code"), message.get("reason"))
+            return
+        super().handle_reply(message)
+
+    def serverClose(self, code=None, reason=None):
+        code = 1000 if code is None else code
+        reason = fit_reason(reason)
+        if code == 1000 or 3000 <= code <= 4999:
+            self.sendClose(code=code, reason=reason)
+        else:
+            # Codes such as 1011 that autobahn leaves to the server itself: the frame
+            # daphne sends when an application fails, with the reason added.
+            self.sendCloseFrame(code=code, reasonUtf8=reason and reason.encode())
 
     def serverSend(self, content, binary=False):
         if self.too_slow():
@@ -106,12 +132,27 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
         return True
 
 
+def without_query_strings(action_logger: Callable) -> Callable:
+    """daphne's action logger (the access log), given paths without query strings."""
+
+    def log_action(protocol: str, action: str, details: dict) -> None:
+        path = details.get("path")
+        if isinstance(path, str) and "?" in path:
+            details = {**details, "path": path.partition("?")[0]}
+        action_logger(protocol, action, details)
+
+    return log_action
+
+
 class WebServer(Server):
     """daphne's server, whose WebSocket factory builds BoundedWebSocketProtocol and
-    closes oversized messages with 1009; with the extensions that fit turned on."""
+    closes oversized messages with 1009, and whose access log prints no query
+    strings; with the extensions that fit turned on."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if self.action_logger is not None:
+            self.action_logger = without_query_strings(self.action_logger)
         # The command line made us once it loaded the application, and Django with it.
         extensions.enable(settings.METRICS_SERVER_EXTENSIONS)
 

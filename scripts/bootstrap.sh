@@ -1,8 +1,12 @@
-# Sourced by ./run and ./run-tests: make .venv with exactly requirements.txt in it.
-# Set PYTHON to choose the interpreter (default: python3; 3.11 or newer).
+# Sourced by ./run and ./run-tests: make $VENV hold the pinned set they need.
+#   ./run        requirements.txt      (what the service needs to run)
+#   ./run-tests  requirements-dev.txt  (that, and the test, lint and browser tools)
+# The caller sets `requirements` to its file. Set PYTHON to choose the interpreter
+# (default: python3; 3.11 or newer) and VENV to choose where the virtualenv lives.
 
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
+requirements="${requirements:-requirements.txt}"
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
     echo "error: $PYTHON not found; install Python 3.11+ or set PYTHON=/path/to/python3" >&2
@@ -21,9 +25,8 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/nu
         exit 1
     fi
 fi
-wanted="$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())' < requirements.txt)"
-if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]; then
-    echo "Installing requirements.txt into $VENV ..." >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
-    echo "$wanted" > "$VENV/.requirements.sha256"
+# Installs only when a pinned package is missing or at another version.
+if ! "$VENV/bin/python" scripts/requirements_met.py "$requirements"; then
+    echo "Installing $requirements into $VENV ..." >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
 fi

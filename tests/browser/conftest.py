@@ -1,7 +1,6 @@
 """Browser tests: Debian's Chromium driven by Playwright against real processes."""
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,14 +58,8 @@ def user(db):
 
 @pytest.fixture(scope="session")
 def static_files() -> None:
-    """Collect the static files: daphne serves them with WhiteNoise's manifest.
-
-    Run as the service runs it (monitor.settings), not in this process, whose test
-    settings swap the manifest storage for the plain one.
-    """
-    args = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"]
-    result = processes.run_to_end(args, processes.service_env())
-    assert result.returncode == 0, f"collectstatic failed:\n{result.stderr}"
+    """Collect the static files: daphne serves them with WhiteNoise's manifest."""
+    processes.collect_static()
 
 
 @pytest.fixture(scope="module")

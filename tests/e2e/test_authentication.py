@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.sessions import CLOSE_UNAUTHORIZED
+from core import closes
 from tests.support import tokens
 from tests.support.clients import close_code, open_socket, receive_json
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def assert_closed_with_4001(port: int, token: str | None) -> None:
     ws = await open_socket(port, token)
-    assert await close_code(ws) == CLOSE_UNAUTHORIZED
+    assert await close_code(ws) == closes.UNAUTHORIZED
 
 
 async def test_valid_token_is_accepted_and_stays_open(server, access_token):

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from django.conf import settings
 
-from accounts.sessions import CLOSE_UNAUTHORIZED
+from core import closes
 from metrics.events import GROUP
 from tests.support import processes
 from tests.support.clients import close_code, open_socket
@@ -94,7 +94,7 @@ async def test_other_events_sent_to_the_group_still_reach_every_consumer(
         # auth.revoked is what the service sends a revoked user's sockets.
         await redis_in_test.group_send(GROUP, {"type": "auth.revoked"})
         codes = await asyncio.gather(*(close_code(ws) for ws in clients))
-    assert codes == [CLOSE_UNAUTHORIZED] * 3
+    assert codes == [closes.UNAUTHORIZED] * 3
 
 
 async def test_garbage_on_the_group_does_not_stop_the_snapshots(

@@ -15,8 +15,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from accounts.models import User
-from accounts.sessions import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
-from metrics.consumers import CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION
+from core import closes
 from tests.support import processes
 from tests.support.clients import close_code, open_socket, receive_json
 
@@ -49,7 +48,7 @@ async def test_socket_closes_with_4001_when_its_token_expires(server, user):
     ws = await open_socket(server, token_for(user, seconds=2))
     started = time.monotonic()
     assert await ping(ws) == {"type": "pong"}
-    assert await close_code(ws, within=10) == CLOSE_UNAUTHORIZED
+    assert await close_code(ws, within=10) == closes.UNAUTHORIZED
     assert time.monotonic() - started <= 5.0
 
 
@@ -80,7 +79,7 @@ async def test_auth_message_with_a_new_token_keeps_the_socket_open(server, user)
 async def test_auth_message_with_a_bad_token_closes_with_4001(server, user, message):
     ws = await open_socket(server, token_for(user))
     await ws.send(json.dumps(message))
-    assert await close_code(ws) == CLOSE_UNAUTHORIZED
+    assert await close_code(ws) == closes.UNAUTHORIZED
 
 
 async def test_auth_message_with_another_users_token_closes_with_4001(
@@ -88,7 +87,7 @@ async def test_auth_message_with_another_users_token_closes_with_4001(
 ):
     ws = await open_socket(server, token_for(user))
     await ws.send(json.dumps({"type": "auth", "token": token_for(bob)}))
-    assert await close_code(ws) == CLOSE_UNAUTHORIZED
+    assert await close_code(ws) == closes.UNAUTHORIZED
 
 
 async def test_deactivating_a_user_closes_their_sockets_only(server, user, bob):
@@ -99,7 +98,7 @@ async def test_deactivating_a_user_closes_their_sockets_only(server, user, bob):
     started = time.monotonic()
     await sync_to_async(user.save)()
     for ws in alice_sockets:
-        assert await close_code(ws, within=5) == CLOSE_UNAUTHORIZED
+        assert await close_code(ws, within=5) == closes.UNAUTHORIZED
     assert time.monotonic() - started < 5
     assert await ping(bobs) == {"type": "pong"}
     await bobs.close()
@@ -112,9 +111,9 @@ async def test_a_deactivated_user_cannot_reopen_though_the_worker_knew_them(
     assert await ping(ws) == {"type": "pong"}
     user.is_active = False
     await sync_to_async(user.save)()
-    assert await close_code(ws, within=5) == CLOSE_UNAUTHORIZED
+    assert await close_code(ws, within=5) == closes.UNAUTHORIZED
     again = await open_socket(server, token_for(user))
-    assert await close_code(again, within=5) == CLOSE_UNAUTHORIZED
+    assert await close_code(again, within=5) == closes.UNAUTHORIZED
 
 
 async def test_a_change_made_without_signals_is_seen_within_the_cache_lifetime(
@@ -126,7 +125,7 @@ async def test_a_change_made_without_signals_is_seen_within_the_cache_lifetime(
         await User.objects.filter(pk=user.pk).aupdate(is_active=False)
         await asyncio.sleep(1.2)
         again = await open_socket(port, token_for(user))
-        assert await close_code(again, within=5) == CLOSE_UNAUTHORIZED
+        assert await close_code(again, within=5) == closes.UNAUTHORIZED
         await ws.close()
 
 
@@ -134,7 +133,7 @@ async def test_deleting_a_user_closes_their_sockets(server, user):
     ws = await open_socket(server, token_for(user))
     assert await ping(ws) == {"type": "pong"}
     await sync_to_async(user.delete)()
-    assert await close_code(ws, within=5) == CLOSE_UNAUTHORIZED
+    assert await close_code(ws, within=5) == closes.UNAUTHORIZED
 
 
 # --- the token outside the URL ------------------------------------------------------
@@ -151,7 +150,7 @@ async def test_token_in_the_subprotocol_header_is_accepted(server, user):
 
 async def test_bad_token_in_the_subprotocol_header_closes_with_4001(server):
     ws = await open_socket(server, None, subprotocols=["bearer", "not-a-jwt"])
-    assert await close_code(ws) == CLOSE_UNAUTHORIZED
+    assert await close_code(ws) == closes.UNAUTHORIZED
 
 
 async def test_no_log_line_contains_a_token(tmp_path, user):
@@ -216,7 +215,7 @@ async def test_frame_over_the_limit_closes_that_socket_with_4009(server, user):
     big = await open_socket(server, token_for(user))
     other = await open_socket(server, token_for(user))
     await big.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
-    assert await close_code(big) == CLOSE_MESSAGE_TOO_BIG
+    assert await close_code(big) == closes.MESSAGE_TOO_BIG
     assert await ping(other) == {"type": "pong"}
     await other.close()
 
@@ -232,7 +231,7 @@ async def test_flood_of_frames_closes_that_socket_with_4008(server, user):
     other = await open_socket(server, token_for(user))
     for _ in range(200):
         await flooder.send(json.dumps({"type": "ping"}))
-    assert await close_code(flooder) == CLOSE_POLICY_VIOLATION
+    assert await close_code(flooder) == closes.TOO_MANY_MESSAGES
     started = time.monotonic()
     assert await ping(other) == {"type": "pong"}
     assert time.monotonic() - started < 1.0
@@ -256,7 +255,7 @@ async def test_required_permission_is_checked_at_connect(tmp_path, user, bob):
     env = {"METRICS_REQUIRED_PERMISSION": "metrics.view_metrics"}
     with processes.daphne(tmp_path, **env) as (_, port):
         refused = await open_socket(port, token_for(user))
-        assert await close_code(refused) == CLOSE_FORBIDDEN
+        assert await close_code(refused) == closes.FORBIDDEN
         allowed = await open_socket(port, token_for(bob))
         assert await ping(allowed) == {"type": "pong"}
         await allowed.close()

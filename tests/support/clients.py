@@ -30,6 +30,14 @@ async def receive_json(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> 
 
 async def close_code(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> int:
     """Wait for the server to close the socket; return the close code it sent."""
+    code, _ = await closed_with(ws, within)
+    return code
+
+
+async def closed_with(
+    ws: ClientConnection, within: float = RECEIVE_WITHIN
+) -> tuple[int, str]:
+    """Wait for the server to close the socket; return the code and reason it sent."""
     closed = None
     try:
         while True:
@@ -38,4 +46,4 @@ async def close_code(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> in
         closed = error.rcvd
     if closed is None:
         raise AssertionError("the server sent no close frame")
-    return closed.code
+    return closed.code, closed.reason

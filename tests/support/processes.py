@@ -1,5 +1,6 @@
 """Real child processes for tests: daphne, publish_metrics and redis-server."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -71,11 +72,25 @@ def running(args: list[str], env: dict[str, str], log: Path) -> Iterator:
         stop_process(process)
 
 
+@functools.cache
+def collect_static() -> None:
+    """Collect the static files once per test run, as ./run does before starting its
+    web workers, which refuse to start without them.
+
+    Run as the service runs it (monitor.settings), not in this process, whose test
+    settings swap the manifest storage for the plain one.
+    """
+    args = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"]
+    result = run_to_end(args, service_env())
+    assert result.returncode == 0, f"collectstatic failed:\n{result.stderr}"
+
+
 @contextmanager
 def daphne(
     tmp_path: Path, *flags: str, port: int | None = None, **env: str
 ) -> Iterator[tuple[subprocess.Popen, int]]:
     """Serve the project with one real daphne process (on a free port by default)."""
+    collect_static()
     port = port or free_port()
     args = [sys.executable, "-m", "runner.webserver", "-b", "127.0.0.1"]
     args += ["-p", str(port), *flags, "monitor.asgi:application"]

@@ -2,6 +2,7 @@
 
 import atexit
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -24,6 +25,9 @@ def ensure_test_redis(default: tuple[str, int] = DEFAULT_HOST) -> None:
     """Set REDIS_URL for the run: kept if set, else 127.0.0.1:6379, else embedded."""
     if os.environ.get("REDIS_URL") or listening(default):
         return
-    server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="monitor-test-redis-")))
+    directory = Path(tempfile.mkdtemp(prefix="monitor-test-redis-"))
+    server = EmbeddedRedis(directory)
     os.environ["REDIS_URL"] = server.start()
+    # Last registered, first run: stop the server, then remove its log and socket.
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
     atexit.register(server.stop)

@@ -21,8 +21,10 @@ print(os.environ["REDIS_URL"], client.ping(), client.info()["process_id"])
 """
 
 
-def test_without_any_redis_the_suite_starts_an_embedded_one(db):
-    env = service_env()
+def test_without_any_redis_the_suite_starts_an_embedded_one_and_leaves_nothing(
+    db, tmp_path
+):
+    env = service_env(TMPDIR=str(tmp_path))
     env.pop("REDIS_URL")
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(free_port())],
@@ -40,6 +42,7 @@ def test_without_any_redis_the_suite_starts_an_embedded_one(db):
         psutil.pid_exists(int(pid)) and psutil.Process(int(pid)).status() != "zombie"
     )
     assert not alive, "the embedded redis-server outlived the test run"
+    assert list(tmp_path.iterdir()) == [], "its directory (redis.log) was left behind"
 
 
 def test_a_redis_on_the_default_port_is_used_as_it_is(monkeypatch):

@@ -18,6 +18,11 @@ class Command(BaseCommand):
         "once. An existing account is never changed."
     )
 
+    # What this run did, for the runner's banner: the administrator it made, and
+    # whether their password was printed.
+    username = GENERATED_USERNAME
+    printed_password = False
+
     def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--generate",
@@ -39,6 +44,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Administrator {username!r} already exists.")
                 return
             self.create(User, username, password)
+            self.username = username
             self.stdout.write(f"Created administrator {username!r}.")
             return
         if User.objects.filter(is_superuser=True).exists():
@@ -56,6 +62,7 @@ class Command(BaseCommand):
             )
         password = secrets.token_urlsafe(12)
         self.create(User, GENERATED_USERNAME, password)
+        self.printed_password = True
         self.stdout.write(
             f"Created administrator {GENERATED_USERNAME!r} with password "
             f"{password!r}. It is shown only this once: write it down."

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from accounts.sessions import CLOSE_UNAUTHORIZED
+from core import closes
 from metrics.consumers import MetricsConsumer
 from metrics.events import GROUP, make_event
 from metrics.store import store_snapshot
@@ -44,7 +44,8 @@ async def test_missing_token_is_accepted_then_closed_with_4001(communicator):
     assert connected
     assert await comm.receive_output(timeout=5) == {
         "type": "websocket.close",
-        "code": CLOSE_UNAUTHORIZED,
+        "code": closes.UNAUTHORIZED,
+        "reason": closes.NO_TOKEN.reason,
     }
 
 
@@ -53,7 +54,7 @@ async def test_unauthenticated_socket_does_not_join_the_group(
 ):
     comm = communicator("token=garbage")
     await comm.connect()
-    assert (await comm.receive_output(timeout=5))["code"] == CLOSE_UNAUTHORIZED
+    assert (await comm.receive_output(timeout=5))["code"] == closes.UNAUTHORIZED
     channel = f"{settings.METRICS_REDIS_PREFIX}:__group__{GROUP}"
     assert clean_redis.pubsub_numsub(channel) == [(channel.encode(), 0)]
 
@@ -171,7 +172,7 @@ async def test_deactivated_user_token_is_refused(communicator, user, access_toke
     user.is_active = False
     await sync_to_async(user.save)()
     comm = await connect(communicator, access_token)
-    assert (await comm.receive_output(timeout=5))["code"] == CLOSE_UNAUTHORIZED
+    assert (await comm.receive_output(timeout=5))["code"] == closes.UNAUTHORIZED
 
 
 async def test_snapshot_text_is_sent_verbatim(communicator, redis_layer, access_token):

@@ -9,9 +9,10 @@ from django.conf import settings
 
 from agent.collectors import HostCollector
 from metrics.events import GROUP
-from metrics.publisher import LATEST_TTL_INTERVALS, Publisher
+from metrics.publisher import LATEST_TTL_INTERVALS, WARM_UP, Publisher
 from metrics.store import load_latest
-from metrics.viewers import get_registry
+from metrics.viewers import count_viewers, get_registry
+from tests.support.waiting import eventually_equal
 
 
 class SlowCollector(HostCollector):
@@ -72,3 +73,111 @@ async def test_stop_ends_the_loop_promptly(redis_layer):
     stop.set()
     await asyncio.wait_for(running, 2)
     assert publisher.published == 0
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingCollector:
+    """Records how long each collect() covers since its baseline (on the clock)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.baseline_at = clock()
+        self.covered: list[float] = []
+
+    def prime(self) -> None:
+        self.baseline_at = self.clock()
+
+    def collect(self) -> dict:
+        self.covered.append(self.clock() - self.baseline_at)
+        self.baseline_at = self.clock()
+        return {"cpu": {}, "memory": {}, "network": {}, "disk": {}}
+
+
+class ScriptedLock:
+    """The leader lock, won or lost as the test scripts it."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.answers = list(answers)
+
+    async def acquire_or_renew(self) -> bool:
+        return self.answers.pop(0)
+
+
+async def viewers(count: int) -> None:
+    registry = get_registry()
+    while registry.count < count:
+        registry.add()
+    while registry.count > count:
+        registry.remove()
+    await eventually_equal(count_viewers, count, 5, f"{count} viewers not recorded")
+
+
+async def run_until_published(publisher: Publisher, lock, clock: FakeClock) -> None:
+    """Step the publisher on its own schedule until it publishes once more."""
+    published = publisher.published
+    for _ in range(5):
+        due = await publisher.step(lock)
+        if publisher.published > published:
+            return
+        clock.now = max(clock.now, due)
+    raise AssertionError("the publisher did not publish")
+
+
+async def test_first_snapshot_after_a_short_idle_spell_covers_a_real_interval(
+    redis_layer,
+):
+    clock = FakeClock()
+    collector = RecordingCollector(clock)
+    publisher = Publisher(redis_layer, 5, collector=collector, clock=clock)
+    lock = ScriptedLock(*[True] * 20)
+    await viewers(1)
+    await run_until_published(publisher, lock, clock)
+    await viewers(0)
+    clock.now += 0.1
+    await publisher.step(lock)
+    assert publisher.state == "idle"
+    await viewers(1)
+    clock.now += 0.1
+    await run_until_published(publisher, lock, clock)
+    assert len(collector.covered) == 2
+    assert min(collector.covered) >= WARM_UP
+
+
+async def test_a_standby_taking_over_publishes_over_a_real_interval(redis_layer):
+    clock = FakeClock()
+    collector = RecordingCollector(clock)
+    publisher = Publisher(redis_layer, 0.5, collector=collector, clock=clock)
+    lock = ScriptedLock(False, *[True] * 20)
+    await viewers(1)
+    due = await publisher.step(lock)  # standing by: fresh baselines
+    assert publisher.state == "standby"
+    clock.now = due
+    await run_until_published(publisher, lock, clock)
+    assert collector.covered[0] >= WARM_UP
+
+
+async def test_snapshots_leave_out_the_excluded_interfaces_and_disks(
+    redis_layer, settings
+):
+    settings.METRICS_NET_EXCLUDE = ("*",)
+    settings.METRICS_DISK_EXCLUDE = ("*",)
+    event = await Publisher(redis_layer, interval=2).publish_once()
+    data = json.loads(event["text"])["data"]
+    assert data["network"]["interfaces"] == {}
+    assert data["network"]["bytes_sent_per_sec"] is None
+    assert data["disk"]["io"] == {}
+
+
+async def test_snapshots_leave_out_loopback_by_default(redis_layer):
+    event = await Publisher(redis_layer, interval=2).publish_once()
+    interfaces = json.loads(event["text"])["data"]["network"]["interfaces"]
+    assert "lo" not in interfaces

@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
+from agent import devices
 from agent.collectors import (
     HostCollector,
     collect_cpu,
@@ -97,7 +98,8 @@ class FakeHost:
     disks: dict[str, DiskIO] | None = field(
         default_factory=lambda: {"sda": disk_io(0, 0, 0, 0)}
     )
-    disk_total: DiskIO | None = field(default_factory=lambda: disk_io(0, 0, 0, 0))
+    # What /sys/block would say: the whole disks (the rest are partitions).
+    whole_disks: set[str] = field(default_factory=lambda: {"sda", "sdb", "sdc"})
     partitions: list[DiskPartition] = field(
         default_factory=lambda: [DiskPartition("/dev/sda1", "/", "ext4", "rw")]
     )
@@ -115,12 +117,13 @@ class FakeHost:
         ps.virtual_memory = lambda: self.memory
         ps.swap_memory = lambda: self.swap
         ps.net_io_counters = lambda pernic=False: self.nics
-        ps.disk_io_counters = lambda perdisk=False: (
-            self.disks if perdisk else self.disk_total
-        )
+        ps.disk_io_counters = lambda perdisk=False: self.disks if perdisk else None
         ps.disk_partitions = lambda all=False: list(self.partitions)
         ps.disk_usage = self._disk_usage
         return ps
+
+    def is_whole_disk(self, name: str) -> bool:
+        return name in self.whole_disks
 
     def _disk_usage(self, path: str) -> DiskUsage:
         usage = self.usages[path]
@@ -145,6 +148,14 @@ class FakeClock:
 @pytest.fixture
 def host() -> FakeHost:
     return FakeHost()
+
+
+def collector_for(
+    host: FakeHost, clock: FakeClock, ps: ModuleType | None = None, **options: Any
+) -> HostCollector:
+    """A collector of the fake host, with the default exclusions unless given."""
+    ps = ps or host.module()
+    return HostCollector(ps, clock, whole_disk=host.is_whole_disk, **options)
 
 
 @pytest.fixture
@@ -176,7 +187,7 @@ def test_cpu_percentages_come_from_deltas_and_exclude_guest_time(
     host: FakeHost, clock: FakeClock
 ) -> None:
     host.cpu_total = cpu(user=1_000.0, idle=5_000.0, guest=300.0)
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     # 100 s of counted time: user 30, nice 5, system 10, idle 40, iowait 10, irq 2,
     # softirq 1, steal 2. Guest time (25 s) is already inside user/nice on Linux.
     host.cpu_total = cpu(
@@ -215,7 +226,7 @@ def test_cpu_percentages_are_rounded_to_one_decimal() -> None:
 def test_first_collect_after_construction_reports_usage_since_construction(
     host: FakeHost, clock: FakeClock
 ) -> None:
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.cpu_total = cpu(user=130.0, idle=990.0)  # 30 busy out of 120
     host.cpu_cores = [cpu(user=65.0, idle=495.0), cpu(user=65.0, idle=495.0)]
 
@@ -225,24 +236,24 @@ def test_first_collect_after_construction_reports_usage_since_construction(
     assert result["per_core"] == [25.0, 25.0]
 
 
-def test_cpu_with_no_time_between_readings_reports_fully_idle(
+def test_cpu_with_no_time_between_readings_reports_null_not_idle(
     host: FakeHost, clock: FakeClock
 ) -> None:
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
 
     result = collector.collect()["cpu"]
 
-    assert result["usage_percent"] == 0.0
-    assert result["user"] == 0.0
-    assert result["system"] == 0.0
-    assert result["idle"] == 100.0
-    assert result["per_core"] == [0.0, 0.0]
+    assert result["usage_percent"] is None
+    assert result["user"] is None
+    assert result["system"] is None
+    assert result["idle"] is None
+    assert result["per_core"] == [None, None]
 
 
 def test_cpu_counter_going_backwards_counts_as_no_time(
     host: FakeHost, clock: FakeClock
 ) -> None:
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     # idle fell from 900 to 100 (e.g. after suspend); only user's +10 s is counted.
     host.cpu_total = cpu(user=110.0, idle=100.0)
 
@@ -257,25 +268,25 @@ def test_per_core_usage_comes_from_each_cores_own_deltas(
     host: FakeHost, clock: FakeClock
 ) -> None:
     host.cpu_cores = [cpu(user=10.0, idle=10.0), cpu(system=10.0, idle=10.0)]
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.cpu_cores = [cpu(user=85.0, idle=35.0), cpu(system=30.0, idle=90.0)]
 
     assert collector.collect()["cpu"]["per_core"] == [75.0, 20.0]
 
 
 @pytest.mark.parametrize(("cores_before", "cores_after"), [(2, 4), (4, 2)])
-def test_per_core_baseline_restarts_when_cpu_count_changes(
+def test_per_core_usage_is_null_once_when_cpu_count_changes(
     host: FakeHost, clock: FakeClock, cores_before: int, cores_after: int
 ) -> None:
     host.cpu_cores = [cpu(user=10.0, idle=10.0)] * cores_before
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.cpu_cores = [cpu(user=20.0, idle=20.0)] * cores_after
 
     changed = collector.collect()["cpu"]["per_core"]
     host.cpu_cores = [cpu(user=23.0, idle=21.0)] * cores_after
     settled = collector.collect()["cpu"]["per_core"]
 
-    assert changed == [0.0] * cores_after
+    assert changed == [None] * cores_after
     assert settled == [75.0] * cores_after
 
 
@@ -287,7 +298,7 @@ def test_cpu_frequency_is_per_cpu_mhz_with_zero_reported_as_unknown(
         CpuFreq(0.0, 0.0, 0.0),
         CpuFreq(1199.96, 800.0, 3000.0),
     ]
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
 
     assert collector.collect()["cpu"]["frequency_mhz"] == [2600.0, None, 1200.0]
 
@@ -318,7 +329,7 @@ def test_cpu_frequency_is_none_when_platform_has_no_frequency_info(
 ) -> None:
     ps = host.module()
     make_unavailable(ps)
-    collector = HostCollector(ps, clock)
+    collector = collector_for(host, clock, ps)
 
     assert collector.collect()["cpu"]["frequency_mhz"] is None
 
@@ -327,7 +338,7 @@ def test_load_average_is_a_list_rounded_to_two_decimals(
     host: FakeHost, clock: FakeClock
 ) -> None:
     host.loadavg = (0.123, 1.456, 2.0)
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
 
     assert collector.collect()["cpu"]["load_avg"] == [0.12, 1.46, 2.0]
 
@@ -347,7 +358,7 @@ def test_load_average_is_none_when_unavailable(
     ps = host.module()
     make_unavailable(ps)
 
-    assert HostCollector(ps, clock).collect()["cpu"]["load_avg"] is None
+    assert collector_for(host, clock, ps).collect()["cpu"]["load_avg"] is None
 
 
 def test_collect_cpu_returns_the_new_reading_as_next_baseline(host: FakeHost) -> None:
@@ -404,9 +415,9 @@ def test_swap_percent_is_zero_when_swap_memory_raises(
 def test_network_rates_are_bytes_per_second_over_clock_elapsed(
     host: FakeHost, clock: FakeClock
 ) -> None:
-    host.nics = {"eth0": NetIO(1_000, 500), "lo": NetIO(100, 100)}
-    collector = HostCollector(host.module(), clock)
-    host.nics = {"eth0": NetIO(3_001, 10_500), "lo": NetIO(400, 400)}
+    host.nics = {"eth0": NetIO(1_000, 500), "wlan0": NetIO(100, 100)}
+    collector = collector_for(host, clock)
+    host.nics = {"eth0": NetIO(3_001, 10_500), "wlan0": NetIO(400, 400)}
     clock.advance(2.0)
 
     network = collector.collect()["network"]
@@ -416,7 +427,7 @@ def test_network_rates_are_bytes_per_second_over_clock_elapsed(
         "bytes_recv_per_sec": 5_150.0,  # (10000 + 300) / 2
         "interfaces": {
             "eth0": {"bytes_sent_per_sec": 1_000.5, "bytes_recv_per_sec": 5_000.0},
-            "lo": {"bytes_sent_per_sec": 150.0, "bytes_recv_per_sec": 150.0},
+            "wlan0": {"bytes_sent_per_sec": 150.0, "bytes_recv_per_sec": 150.0},
         },
     }
 
@@ -424,10 +435,10 @@ def test_network_rates_are_bytes_per_second_over_clock_elapsed(
 def test_network_rate_never_negative_after_counter_reset(
     host: FakeHost, clock: FakeClock
 ) -> None:
-    host.nics = {"eth0": NetIO(50_000, 1_000), "lo": NetIO(0, 0)}
-    collector = HostCollector(host.module(), clock)
+    host.nics = {"eth0": NetIO(50_000, 1_000), "eth1": NetIO(0, 0)}
+    collector = collector_for(host, clock)
     # eth0's sent counter was reset; its received counter kept going.
-    host.nics = {"eth0": NetIO(100, 5_000), "lo": NetIO(400, 0)}
+    host.nics = {"eth0": NetIO(100, 5_000), "eth1": NetIO(400, 0)}
     clock.advance(4.0)
 
     network = collector.collect()["network"]
@@ -436,15 +447,15 @@ def test_network_rate_never_negative_after_counter_reset(
         "bytes_sent_per_sec": 0.0,
         "bytes_recv_per_sec": 1_000.0,
     }
-    assert network["bytes_sent_per_sec"] == 100.0  # lo only
+    assert network["bytes_sent_per_sec"] == 100.0  # eth1 only
     assert network["bytes_recv_per_sec"] == 1_000.0
 
 
-def test_network_interface_that_appears_reports_zero_then_real_rates(
+def test_network_interface_that_appears_reports_null_then_real_rates(
     host: FakeHost, clock: FakeClock
 ) -> None:
     host.nics = {"eth0": NetIO(0, 0)}
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.nics = {"eth0": NetIO(100, 100), "wlan0": NetIO(9_000, 9_000)}
     clock.advance(1.0)
 
@@ -454,8 +465,8 @@ def test_network_interface_that_appears_reports_zero_then_real_rates(
     settled = collector.collect()["network"]
 
     assert appeared["interfaces"]["wlan0"] == {
-        "bytes_sent_per_sec": 0.0,
-        "bytes_recv_per_sec": 0.0,
+        "bytes_sent_per_sec": None,
+        "bytes_recv_per_sec": None,
     }
     assert appeared["bytes_sent_per_sec"] == 100.0  # wlan0's 9000 is not a rate
     assert settled["interfaces"]["wlan0"] == {
@@ -467,49 +478,51 @@ def test_network_interface_that_appears_reports_zero_then_real_rates(
 def test_network_interface_that_vanishes_is_dropped_and_loses_its_baseline(
     host: FakeHost, clock: FakeClock
 ) -> None:
-    host.nics = {"eth0": NetIO(0, 0), "tun0": NetIO(1_000, 1_000)}
-    collector = HostCollector(host.module(), clock)
+    host.nics = {"eth0": NetIO(0, 0), "eth1": NetIO(1_000, 1_000)}
+    collector = collector_for(host, clock)
     host.nics = {"eth0": NetIO(10, 10)}
     clock.advance(1.0)
 
     vanished = collector.collect()["network"]
-    host.nics = {"eth0": NetIO(10, 10), "tun0": NetIO(5_000, 5_000)}
+    host.nics = {"eth0": NetIO(10, 10), "eth1": NetIO(5_000, 5_000)}
     clock.advance(1.0)
     returned = collector.collect()["network"]
 
     assert set(vanished["interfaces"]) == {"eth0"}
     assert vanished["bytes_sent_per_sec"] == 10.0
     # Back with no baseline: its 4000 bytes since first seen are not reported as a rate.
-    assert returned["interfaces"]["tun0"]["bytes_sent_per_sec"] == 0.0
+    assert returned["interfaces"]["eth1"]["bytes_sent_per_sec"] is None
 
 
-def test_network_rates_are_zero_when_no_time_elapsed(
+def test_network_rates_are_null_when_no_time_elapsed(
     host: FakeHost, clock: FakeClock
 ) -> None:
     host.nics = {"eth0": NetIO(0, 0)}
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.nics = {"eth0": NetIO(1_000, 1_000)}
 
     network = collector.collect()["network"]
 
     assert network == {
-        "bytes_sent_per_sec": 0.0,
-        "bytes_recv_per_sec": 0.0,
-        "interfaces": {"eth0": {"bytes_sent_per_sec": 0.0, "bytes_recv_per_sec": 0.0}},
+        "bytes_sent_per_sec": None,
+        "bytes_recv_per_sec": None,
+        "interfaces": {
+            "eth0": {"bytes_sent_per_sec": None, "bytes_recv_per_sec": None}
+        },
     }
 
 
 @pytest.mark.parametrize("counters", [None, {}])
-def test_network_without_counters_reports_no_interfaces(
+def test_network_without_counters_reports_no_interfaces_and_null_totals(
     host: FakeHost, clock: FakeClock, counters: dict[str, NetIO] | None
 ) -> None:
     host.nics = counters
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     clock.advance(1.0)
 
     assert collector.collect()["network"] == {
-        "bytes_sent_per_sec": 0.0,
-        "bytes_recv_per_sec": 0.0,
+        "bytes_sent_per_sec": None,
+        "bytes_recv_per_sec": None,
         "interfaces": {},
     }
 
@@ -527,6 +540,42 @@ def test_collect_network_rates_cover_the_time_between_readings(
     assert network["bytes_sent_per_sec"] == 2_000.0
     assert network["bytes_recv_per_sec"] == 2.0
     assert current.time == 10.5
+
+
+def test_network_totals_leave_out_loopback_and_virtual_interfaces_by_default(
+    host: FakeHost, clock: FakeClock
+) -> None:
+    virtual = ["lo", "docker0", "veth1a2b", "br-5f3c", "virbr0", "ifb0", "tun0"]
+    host.nics = {name: NetIO(0, 0) for name in ["eth0", "wlan0", *virtual]}
+    collector = collector_for(host, clock)
+    host.nics = {name: NetIO(1_000_000, 1_000_000) for name in virtual}
+    host.nics |= {"eth0": NetIO(300, 1_000), "wlan0": NetIO(100, 1_000)}
+    clock.advance(1.0)
+
+    network = collector.collect()["network"]
+
+    assert set(network["interfaces"]) == {"eth0", "wlan0"}
+    assert network["bytes_sent_per_sec"] == 400.0
+    assert network["bytes_recv_per_sec"] == 2_000.0
+
+
+@pytest.mark.parametrize(
+    ("exclude", "listed"),
+    [((), {"lo", "eth0", "docker0"}), (("eth*",), {"lo", "docker0"})],
+    ids=["nothing-excluded", "own-globs"],
+)
+def test_network_exclusions_are_the_globs_given(
+    host: FakeHost, clock: FakeClock, exclude: tuple[str, ...], listed: set[str]
+) -> None:
+    host.nics = {"lo": NetIO(0, 0), "eth0": NetIO(0, 0), "docker0": NetIO(0, 0)}
+    collector = collector_for(host, clock, net_exclude=exclude)
+    host.nics = {name: NetIO(100, 100) for name in host.nics}
+    clock.advance(1.0)
+
+    network = collector.collect()["network"]
+
+    assert set(network["interfaces"]) == listed
+    assert network["bytes_sent_per_sec"] == 100.0 * len(listed)
 
 
 # --- disk --------------------------------------------------------------------------
@@ -548,7 +597,7 @@ def test_disk_partitions_skip_unreadable_ones_and_keep_first_duplicate(
         "/gone": OSError(5, "Input/output error"),
         "/data": DiskUsage(3_000, 1_000, 2_000, 33.33),
     }
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
 
     assert collector.collect()["disk"]["partitions"] == {
         "/": {
@@ -570,15 +619,13 @@ def test_disk_partitions_skip_unreadable_ones_and_keep_first_duplicate(
     }
 
 
-def test_disk_io_rates_use_psutil_total_and_per_device_deltas(
+def test_disk_io_totals_count_a_disk_once_not_its_partitions_again(
     host: FakeHost, clock: FakeClock
 ) -> None:
     host.disks = {"sda": disk_io(0, 0, 0, 0), "sda1": disk_io(0, 0, 0, 0)}
-    host.disk_total = disk_io(0, 0, 0, 0)
-    collector = HostCollector(host.module(), clock)
-    # sda1 is a partition of sda: psutil's total counts its I/O once, not twice.
+    collector = collector_for(host, clock)
+    # sda1 is a partition of sda: its I/O is inside sda's already.
     host.disks = {"sda": disk_io(4_000, 2_000, 3, 7), "sda1": disk_io(4_000, 0, 3, 0)}
-    host.disk_total = disk_io(4_000, 2_000, 3, 7)
     clock.advance(3.0)
 
     io = collector.collect()["disk"]["io"]
@@ -605,14 +652,60 @@ def test_disk_io_rates_use_psutil_total_and_per_device_deltas(
     }
 
 
+def test_disk_totals_count_whole_disks_and_leave_out_loop_ram_and_zram(
+    host: FakeHost, clock: FakeClock
+) -> None:
+    names = ["sda", "sda1", "nvme0n1", "nvme0n1p1", "dm-0", "loop0", "ram0", "zram0"]
+    # dm-0 is a volume on sda1: listed, but its I/O is counted on sda already.
+    host.whole_disks = {"sda", "nvme0n1"}
+    host.disks = {name: disk_io(0, 0, 0, 0) for name in names}
+    collector = collector_for(host, clock)
+    host.disks = {name: disk_io(1_000, 1_000, 1, 1) for name in names}
+    host.disks |= {"sda": disk_io(2_000, 0, 2, 0), "nvme0n1": disk_io(500, 0, 5, 0)}
+    clock.advance(1.0)
+
+    io = collector.collect()["disk"]["io"]
+
+    assert set(io["devices"]) == {"sda", "sda1", "nvme0n1", "nvme0n1p1", "dm-0"}
+    assert io["read_bytes_per_sec"] == 2_500.0
+    assert io["write_bytes_per_sec"] == 0.0
+    assert io["read_ops_per_sec"] == 7.0
+
+
+def test_disk_exclusions_are_the_globs_given(host: FakeHost, clock: FakeClock) -> None:
+    host.whole_disks = {"sda", "loop0"}
+    host.disks = {"sda": disk_io(0, 0, 0, 0), "loop0": disk_io(0, 0, 0, 0)}
+    collector = collector_for(host, clock, disk_exclude=("sd*",))
+    host.disks = {"sda": disk_io(100, 0, 1, 0), "loop0": disk_io(700, 0, 7, 0)}
+    clock.advance(1.0)
+
+    io = collector.collect()["disk"]["io"]
+
+    assert set(io["devices"]) == {"loop0"}
+    assert io["read_bytes_per_sec"] == 700.0
+
+
+def test_disk_totals_are_null_when_no_whole_disk_is_listed(
+    host: FakeHost, clock: FakeClock
+) -> None:
+    host.whole_disks = set()
+    host.disks = {"sda1": disk_io(0, 0, 0, 0)}
+    collector = collector_for(host, clock)
+    host.disks = {"sda1": disk_io(100, 0, 1, 0)}
+    clock.advance(1.0)
+
+    io = collector.collect()["disk"]["io"]
+
+    assert io["read_bytes_per_sec"] is None
+    assert io["devices"]["sda1"]["read_bytes_per_sec"] == 100.0
+
+
 def test_disk_io_rate_never_negative_after_counter_reset(
     host: FakeHost, clock: FakeClock
 ) -> None:
     host.disks = {"sda": disk_io(10_000, 10_000, 100, 100)}
-    host.disk_total = disk_io(10_000, 10_000, 100, 100)
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.disks = {"sda": disk_io(0, 10_500, 0, 105)}
-    host.disk_total = disk_io(0, 10_500, 0, 105)
     clock.advance(1.0)
 
     io = collector.collect()["disk"]["io"]
@@ -624,11 +717,11 @@ def test_disk_io_rate_never_negative_after_counter_reset(
     assert io["devices"]["sda"]["write_ops_per_sec"] == 5.0
 
 
-def test_disk_device_that_appears_reports_zero_and_one_that_vanishes_is_dropped(
+def test_disk_device_that_appears_reports_null_and_one_that_vanishes_is_dropped(
     host: FakeHost, clock: FakeClock
 ) -> None:
     host.disks = {"sda": disk_io(0, 0, 0, 0), "sdb": disk_io(0, 0, 0, 0)}
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.disks = {"sda": disk_io(100, 0, 1, 0), "sdc": disk_io(9_000, 9_000, 9, 9)}
     clock.advance(1.0)
 
@@ -638,31 +731,30 @@ def test_disk_device_that_appears_reports_zero_and_one_that_vanishes_is_dropped(
     second = collector.collect()["disk"]["io"]["devices"]
 
     assert set(first) == {"sda", "sdc"}
-    assert first["sdc"] == dict.fromkeys(first["sdc"], 0.0)
+    assert first["sdc"] == dict.fromkeys(first["sdc"], None)
     assert first["sda"]["read_bytes_per_sec"] == 100.0
     assert second["sdc"]["read_bytes_per_sec"] == 200.0
     assert second["sdc"]["read_ops_per_sec"] == 2.0
 
 
-def test_disk_io_rates_are_zero_when_no_time_elapsed(
+def test_disk_io_rates_are_null_when_no_time_elapsed(
     host: FakeHost, clock: FakeClock
 ) -> None:
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.disks = {"sda": disk_io(100, 100, 1, 1)}
-    host.disk_total = disk_io(100, 100, 1, 1)
 
     io = collector.collect()["disk"]["io"]
 
-    zeros = dict.fromkeys(
+    unmeasured = dict.fromkeys(
         [
             "read_bytes_per_sec",
             "write_bytes_per_sec",
             "read_ops_per_sec",
             "write_ops_per_sec",
         ],
-        0.0,
+        None,
     )
-    assert io == {**zeros, "devices": {"sda": zeros}}
+    assert io == {**unmeasured, "devices": {"sda": unmeasured}}
 
 
 @pytest.mark.parametrize(
@@ -672,9 +764,7 @@ def test_disk_io_rates_are_zero_when_no_time_elapsed(
             lambda ps: setattr(ps, "disk_io_counters", lambda perdisk: None), id="none"
         ),
         pytest.param(
-            lambda ps: setattr(
-                ps, "disk_io_counters", lambda perdisk: {} if perdisk else None
-            ),
+            lambda ps: setattr(ps, "disk_io_counters", lambda perdisk: {}),
             id="empty",
         ),
         pytest.param(
@@ -697,7 +787,7 @@ def test_disk_io_is_empty_when_host_has_no_disk_counters(
 ) -> None:
     ps = host.module()
     make_unavailable(ps)
-    collector = HostCollector(ps, clock)
+    collector = collector_for(host, clock, ps)
     clock.advance(1.0)
 
     disk = collector.collect()["disk"]
@@ -710,7 +800,7 @@ def test_disk_io_is_empty_when_counters_disappear_after_construction(
     host: FakeHost, clock: FakeClock
 ) -> None:
     ps = host.module()
-    collector = HostCollector(ps, clock)
+    collector = collector_for(host, clock, ps)
     ps.disk_io_counters = raiser(OSError())
     clock.advance(1.0)
 
@@ -723,10 +813,9 @@ def test_collect_disk_returns_the_new_reading_as_next_baseline(
     ps = host.module()
     first = read_disk(ps, now=0.0)
     host.disks = {"sda": disk_io(1_000, 0, 10, 0)}
-    host.disk_total = disk_io(1_000, 0, 10, 0)
-    _, second = collect_disk(ps, first, now=1.0)
+    _, second = collect_disk(ps, first, now=1.0, whole_disk=host.is_whole_disk)
 
-    disk, _ = collect_disk(ps, second, now=2.0)
+    disk, _ = collect_disk(ps, second, now=2.0, whole_disk=host.is_whole_disk)
 
     assert disk["io"]["read_bytes_per_sec"] == 0.0
     assert disk["io"]["devices"]["sda"]["read_ops_per_sec"] == 0.0
@@ -736,8 +825,8 @@ def test_collect_disk_returns_the_new_reading_as_next_baseline(
 
 
 @pytest.mark.parametrize("elapsed", [0.0, -1.0])
-def test_per_second_is_zero_when_no_time_elapsed(elapsed: float) -> None:
-    assert per_second(1_000, elapsed) == 0.0
+def test_per_second_is_null_when_no_time_elapsed(elapsed: float) -> None:
+    assert per_second(1_000, elapsed) is None
 
 
 def test_per_second_rounds_to_requested_places() -> None:
@@ -748,7 +837,7 @@ def test_per_second_rounds_to_requested_places() -> None:
 def test_collect_returns_the_four_sources_in_json_safe_types(
     host: FakeHost, clock: FakeClock
 ) -> None:
-    collector = HostCollector(host.module(), clock)
+    collector = collector_for(host, clock)
     host.cpu_total = cpu(user=150, idle=950)
     clock.advance(1.0)
 
@@ -775,5 +864,45 @@ def test_host_collector_with_real_psutil_gives_json_serialisable_output() -> Non
     json.dumps(snapshot, allow_nan=False)
     assert_json_safe(snapshot)
     assert len(snapshot["cpu"]["per_core"]) == psutil.cpu_count()
-    assert 0.0 <= snapshot["cpu"]["usage_percent"] <= 100.0
+    # Collected at once after the baseline: no CPU time may have been counted yet.
+    usage = snapshot["cpu"]["usage_percent"]
+    assert usage is None or 0.0 <= usage <= 100.0
+    assert "lo" not in snapshot["network"]["interfaces"]
     assert snapshot["memory"]["total_bytes"] > 0
+
+
+# --- which devices count (agent.devices) -------------------------------------------
+
+
+def make_block_device(sys_block, name: str, *, under: tuple[str, ...] = ()) -> None:
+    (sys_block / name / "slaves").mkdir(parents=True)
+    for disk in under:
+        (sys_block / name / "slaves" / disk).touch()
+
+
+def test_whole_disks_are_those_in_sys_block_with_nothing_beneath(tmp_path) -> None:
+    make_block_device(tmp_path, "sda")
+    make_block_device(tmp_path, "cciss!c0d0")
+    make_block_device(tmp_path, "dm-0", under=("sda2",))
+    make_block_device(tmp_path, "md0", under=("sdb", "sdc"))
+
+    assert devices.is_whole_disk("sda", tmp_path)
+    assert devices.is_whole_disk("cciss/c0d0", tmp_path)
+    assert not devices.is_whole_disk("sda1", tmp_path)  # a partition
+    assert not devices.is_whole_disk("dm-0", tmp_path)
+    assert not devices.is_whole_disk("md0", tmp_path)
+
+
+def test_every_disk_is_whole_where_there_is_no_sys_block(tmp_path) -> None:
+    assert devices.is_whole_disk("disk0", tmp_path / "absent")
+
+
+def test_exclusion_globs_match_whole_names_case_sensitively() -> None:
+    assert devices.excluded("veth9c1", devices.DEFAULT_NET_EXCLUDE)
+    assert devices.excluded("lo", devices.DEFAULT_NET_EXCLUDE)
+    assert devices.excluded("lo0", devices.DEFAULT_NET_EXCLUDE)
+    assert not devices.excluded("eth0", devices.DEFAULT_NET_EXCLUDE)
+    assert not devices.excluded("LO", devices.DEFAULT_NET_EXCLUDE)
+    assert not devices.excluded("wlo1", devices.DEFAULT_NET_EXCLUDE)
+    assert devices.excluded("zram0", devices.DEFAULT_DISK_EXCLUDE)
+    assert not devices.excluded("vda", devices.DEFAULT_DISK_EXCLUDE)

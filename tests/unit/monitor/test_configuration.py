@@ -1,10 +1,14 @@
 """Configuration from the environment: bad values stop start-up with a clear message."""
 
+import re
 import sys
 
 import pytest
+import yaml
 
-from tests.support.processes import run_to_end, service_env
+from agent.devices import DEFAULT_DISK_EXCLUDE, DEFAULT_NET_EXCLUDE
+from monitor.settings import env_globs
+from tests.support.processes import ROOT, run_to_end, service_env
 
 BAD_ENVIRONMENTS = [
     ({"DJANGO_SECRET_KEY": ""}, "DJANGO_SECRET_KEY"),
@@ -19,6 +23,8 @@ BAD_ENVIRONMENTS = [
     ({"METRICS_INTERVAL": "nan"}, "METRICS_INTERVAL"),
     ({"JWT_ACCESS_TOKEN_LIFETIME": "-5"}, "JWT_ACCESS_TOKEN_LIFETIME"),
     ({"METRICS_LOG_LEVEL": "LOUD"}, "METRICS_LOG_LEVEL"),
+    ({"METRICS_NET_EXCLUDE": "lo,docker *"}, "METRICS_NET_EXCLUDE"),
+    ({"METRICS_DISK_EXCLUDE": "loop*, ram disk"}, "METRICS_DISK_EXCLUDE"),
 ]
 
 
@@ -55,3 +61,39 @@ def test_debug_mode_runs_without_a_secret_key(base_env):
 def test_valid_environment_passes_the_checks(base_env):
     result = run_to_end([sys.executable, "manage.py", "check", "--deploy"], base_env)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, DEFAULT_NET_EXCLUDE),
+        ("", ()),
+        ("lo, docker* ,,veth*", ("lo", "docker*", "veth*")),
+    ],
+    ids=["unset", "empty", "listed"],
+)
+def test_exclusion_globs_default_unless_set_and_empty_leaves_nothing_out(
+    monkeypatch, raw, expected
+):
+    if raw is None:
+        monkeypatch.delenv("METRICS_NET_EXCLUDE", raising=False)
+    else:
+        monkeypatch.setenv("METRICS_NET_EXCLUDE", raw)
+    assert env_globs("METRICS_NET_EXCLUDE", DEFAULT_NET_EXCLUDE) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "default"),
+    [
+        ("METRICS_NET_EXCLUDE", DEFAULT_NET_EXCLUDE),
+        ("METRICS_DISK_EXCLUDE", DEFAULT_DISK_EXCLUDE),
+    ],
+)
+def test_exclusion_defaults_are_the_ones_documented_and_composed(variable, default):
+    written = ",".join(default)
+    configuration = (ROOT / "docs" / "configuration.md").read_text()
+    row = re.search(rf"^\| `{variable}` \| `([^`]*)` \|", configuration, re.MULTILINE)
+    assert row
+    assert row.group(1) == written
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["x-service-env"][variable] == written

@@ -1,5 +1,6 @@
 // Auth and API: the session's tokens, logging in and out, refreshing the access token
-// ahead of its expiry, and the authorized GETs of the HTTP API (the history).
+// ahead of its expiry, the authorized GETs of the HTTP API (the history), and the
+// server's own readiness (/readyz).
 // The tokens live in sessionStorage: a reload stays logged in, a closed tab does not.
 // This module never touches the page: when the session ends or the access token is
 // renewed, it calls the handlers the entry module gave it (setHandlers).
@@ -11,7 +12,7 @@ const STORAGE_KEY = "monitor.session";
 /** Thrown once the session has been ended for the caller: it need only stop. */
 export class SessionEnded extends Error {}
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(url, status) {
     super(`${url} answered HTTP ${status}`);
     this.status = status;
@@ -191,4 +192,14 @@ export async function loadHistory(seconds) {
     if (!(error instanceof HttpError && error.status === 400) || seconds <= 60) throw error;
     return authorizedGet("/api/metrics/history?seconds=60");
   }
+}
+
+/**
+ * Which of the server's checks fail, from /readyz: [] when it is ready, else their
+ * names ("redis", "database"). Rejects if the server cannot be reached.
+ */
+export async function failingChecks() {
+  const response = await fetch("/readyz", { cache: "no-store" });
+  const { checks = {} } = await response.json();
+  return Object.keys(checks).filter((name) => checks[name] !== "ok");
 }

@@ -2,7 +2,7 @@
 // redrawn from the kept rows. uPlot is the global of vendor/uplot/uPlot.iife.min.js,
 // a classic deferred script that the page runs before its modules.
 
-import { formatClock, formatPercent, formatRate } from "./formatting.js";
+import { formatClock, formatPercent, formatRate, formatRateTicks } from "./formatting.js";
 
 // Tick steps for rate axes: 1, 2, 5, 10, 25... of each binary unit, so ticks read
 // "256 KiB/s", "1 MiB/s" rather than "195.3 KiB/s".
@@ -75,6 +75,16 @@ function showLatestWhenIdle(plot) {
   if (plot.cursor.idx == null && last >= 0) plot.setLegend({ idx: last }, false);
 }
 
+/**
+ * The time axis: the points' span, or a minute around a lone point (for one point
+ * uPlot spans a thousand days, every label reading "00:00").
+ */
+function timeRange(u, min, max) {
+  const times = u.data[0];
+  if (!times?.length || times[times.length - 1] - times[0] >= 1) return [min, max];
+  return [times[0] - 30, times[0] + 30];
+}
+
 function chartOptions(spec, width) {
   // The colours come from the stylesheet, so the charts follow the light or dark theme.
   const style = getComputedStyle(document.documentElement);
@@ -93,8 +103,9 @@ function chartOptions(spec, width) {
     grid: axisLines,
     ticks: axisLines,
     size: spec.axis.kind === "rate" ? 80 : 50,
-    values: (u, splits) =>
-      splits.map((v) => (spec.axis.kind === "rate" ? formatRate(v, { trim: true }) : `${v}%`)),
+    // One unit per rate axis: "1000 B/s" beside "1.46 KiB/s" reads as a jump.
+    values: (u, splits, axis, space, step) =>
+      spec.axis.kind === "rate" ? formatRateTicks(splits, step) : splits.map((v) => `${v}%`),
   };
   if (spec.axis.kind === "rate") valueAxis.incrs = RATE_STEPS;
   const yScale =
@@ -106,7 +117,7 @@ function chartOptions(spec, width) {
     height: chartHeight(width),
     cursor: { drag: { x: false, y: false, setScale: false } },
     legend: { live: true },
-    scales: { x: { time: true }, y: yScale },
+    scales: { x: { time: true, range: timeRange }, y: yScale },
     axes: [timeAxis, valueAxis],
     series: [
       { label: "Time", value: (u, t) => formatClock(t) },

@@ -2,6 +2,9 @@
 // reconnect), then open the WebSocket with the access token as its `bearer`
 // subprotocol; hand it each renewed token in an `auth` frame; reconnect by itself
 // with a jittered, exponentially growing delay; ping a quiet socket, drop a dead one.
+// When the server answers 5xx, closes with 1011 or stops sending, ask /readyz why:
+// a server that cannot reach its data store (Redis) or database is shown as such,
+// not as an endless "Reconnecting…", and the page reconnects once it can again.
 // This module never touches the page: it reports through the handlers the entry
 // module gave it (setHandlers).
 
@@ -15,6 +18,8 @@ const PONG_WITHIN = 10_000; // ms a ping may go unanswered before the socket is 
 const OPEN_WITHIN = 15_000; // ms a WebSocket handshake may take
 const CLOSE_AUTH_FAILED = 4001; // bad, expired or revoked token
 const CLOSE_FORBIDDEN = 4003; // the user may not watch this host
+const CLOSE_SERVER_ERROR = 1011; // e.g. "data store unavailable"
+const DIAGNOSE_EVERY = 3000; // ms between two questions to /readyz
 
 const stream = {
   socket: null,
@@ -29,10 +34,13 @@ const stream = {
   historyLoaded: false,
   refusedBefore: false, // the last socket was refused (4001) with no snapshot since
   reconnectTimer: 0,
+  unavailable: null, // the server's failing checks (["redis"]), while it says so
+  diagnosedAt: 0, // ms when /readyz was last asked
+  diagnosing: false,
 };
 
 const handlers = {
-  state: (state) => {}, // "reconnecting", "live" or "stale"
+  state: (state, failing) => {}, // "reconnecting", "live", "stale" or "unavailable"
   history: (history, { first }) => {}, // the history endpoint's answer; first since start
   snapshot: (message) => {}, // a snapshot from the socket
   ended: (reason) => {}, // the server ended the session: "refused" or "forbidden"
@@ -67,6 +75,7 @@ export async function connect() {
     openSocket();
   } catch (error) {
     if (error instanceof auth.SessionEnded || generation !== stream.generation) return;
+    if (error instanceof auth.HttpError && error.status >= 500) diagnose();
     scheduleReconnect();
   } finally {
     if (generation === stream.generation) stream.connecting = false;
@@ -82,6 +91,7 @@ export function stop() {
   stream.connecting = false;
   stream.historyLoaded = false;
   stream.refusedBefore = false;
+  stream.unavailable = null;
   stream.lastSnapshotAt = stream.openedAt = 0;
 }
 
@@ -109,6 +119,7 @@ function openSocket() {
     stream.lastSnapshotAt = stream.lastMessageAt;
     stream.attempt = 0;
     stream.refusedBefore = false;
+    stream.unavailable = null;
     handlers.state("live");
     handlers.snapshot(message);
   };
@@ -117,7 +128,10 @@ function openSocket() {
     stream.socket = null;
     if (event.code === CLOSE_FORBIDDEN) handlers.ended("forbidden");
     else if (event.code === CLOSE_AUTH_FAILED) retryRefused();
-    else scheduleReconnect();
+    else {
+      if (event.code === CLOSE_SERVER_ERROR) diagnose();
+      scheduleReconnect();
+    }
   };
 }
 
@@ -144,9 +158,38 @@ function dropSocket() {
   }
 }
 
+/**
+ * Ask /readyz which of the server's checks fail (at most every DIAGNOSE_EVERY ms).
+ * While one does, the page says so; once none does, it reconnects at once.
+ */
+async function diagnose() {
+  const now = Date.now();
+  if (stream.diagnosing || now - stream.diagnosedAt < DIAGNOSE_EVERY) return;
+  const generation = stream.generation;
+  stream.diagnosing = true;
+  stream.diagnosedAt = now;
+  let failing;
+  try {
+    failing = await auth.failingChecks();
+  } catch {
+    return; // the server itself is unreachable: that is "Reconnecting…"
+  } finally {
+    stream.diagnosing = false;
+  }
+  if (generation !== stream.generation) return;
+  if (failing.length) {
+    stream.unavailable = failing;
+    handlers.state("unavailable", failing);
+  } else if (stream.unavailable) {
+    stream.unavailable = null;
+    if (stream.socket?.readyState !== WebSocket.OPEN) reconnectNow();
+  }
+}
+
 /** Reconnect after a jittered, exponentially growing delay. */
 function scheduleReconnect() {
-  handlers.state("reconnecting");
+  if (stream.unavailable) handlers.state("unavailable", stream.unavailable);
+  else handlers.state("reconnecting");
   clearTimeout(stream.reconnectTimer);
   const ceiling = Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** stream.attempt);
   const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
@@ -162,17 +205,25 @@ export function reconnectNow() {
   }
 }
 
-/** Once a second: mark the stream stale, ping a quiet socket, drop a dead one. */
+/**
+ * Once a second: mark the stream stale (and ask the server why), ping a quiet
+ * socket, drop a dead one; while the server says it cannot serve, ask it again.
+ */
 export function watch() {
   const socket = stream.socket;
   const now = Date.now();
+  if (stream.unavailable) diagnose();
   if (socket?.readyState === WebSocket.CONNECTING && now - stream.openedAt > OPEN_WITHIN) {
     dropSocket(); // a handshake lost in the network
     scheduleReconnect();
   }
   if (socket?.readyState !== WebSocket.OPEN) return;
   const waited = now - Math.max(stream.lastSnapshotAt, stream.openedAt);
-  if (waited > 2 * stream.interval * 1000) handlers.state("stale");
+  if (waited > 2 * stream.interval * 1000) {
+    if (stream.unavailable) handlers.state("unavailable", stream.unavailable);
+    else handlers.state("stale");
+    diagnose();
+  }
   const pingAfter = Math.min(PING_EVERY, 2 * stream.interval * 1000);
   const quiet = now - stream.lastMessageAt;
   if (quiet > pingAfter + PONG_WITHIN) {

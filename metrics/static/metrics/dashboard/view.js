@@ -19,6 +19,13 @@ const STATE_LABELS = {
   live: "Live",
   reconnecting: "Reconnecting…",
   stale: "Stale: no update",
+  unavailable: "The server cannot reach its data store; retrying…",
+};
+
+// What the server cannot reach, by the name /readyz gives its check.
+const UNAVAILABLE_LABELS = {
+  redis: "The server cannot reach its data store (Redis); retrying…",
+  database: "The server cannot reach its database; retrying…",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -67,10 +74,13 @@ export function showDashboard() {
   elements.status.hidden = false;
 }
 
-export function setState(state) {
-  if (elements.connection.dataset.state === state) return;
-  elements.connection.dataset.state = state;
-  elements.connection.textContent = STATE_LABELS[state];
+/** The connection state; for "unavailable", what the server cannot reach. */
+export function setState(state, failing = []) {
+  const { connection } = elements;
+  const label = UNAVAILABLE_LABELS[failing[0]] ?? STATE_LABELS[state];
+  if (connection.dataset.state === state && connection.textContent === label) return;
+  connection.dataset.state = state;
+  connection.textContent = label;
 }
 
 function setText(id, text) {

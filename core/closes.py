@@ -1,0 +1,63 @@
+"""Every close the service sends on a WebSocket: its code and its reason, defined once.
+
+Programs branch on the code; the reason is a short phrase for the people reading a
+client's log ("token expired"), which the web server (runner.webserver) sends in the
+close frame. docs/protocol.md lists each code and reason with what it means.
+
+Codes of our own are in the application range 4000-4999: daphne would turn any other
+code but 1000 into 1011. 1011 is the standard "the server cannot serve you now".
+"""
+
+from typing import NamedTuple
+
+# The codes, one name each.
+UNAUTHORIZED = 4001
+FORBIDDEN = 4003
+TOO_MANY_MESSAGES = 4008
+MESSAGE_TOO_BIG = 4009
+SERVER_ERROR = 1011
+
+# RFC 6455: a close frame's reason is at most 123 bytes of UTF-8.
+MAX_REASON_BYTES = 123
+
+
+class Close(NamedTuple):
+    """A close code with the reason sent beside it."""
+
+    code: int
+    reason: str
+
+
+# 4001: the token, at connect, on renewal, at expiry, or its user revoked.
+NO_TOKEN = Close(UNAUTHORIZED, "no token")
+INVALID_TOKEN = Close(UNAUTHORIZED, "invalid token")
+TOKEN_EXPIRED = Close(UNAUTHORIZED, "token expired")
+USER_INACTIVE = Close(UNAUTHORIZED, "user inactive or deleted")
+ANOTHER_USERS_TOKEN = Close(UNAUTHORIZED, "token of another user")
+# 4003: METRICS_REQUIRED_PERMISSION, at connect or on renewal.
+PERMISSION_REQUIRED = Close(FORBIDDEN, "permission required")
+# 4008 and 4009: the client's frames.
+RATE_EXCEEDED = Close(TOO_MANY_MESSAGES, "too many messages")
+FRAME_TOO_BIG = Close(MESSAGE_TOO_BIG, "message too big")
+# 1011: Redis could not be reached when the socket connected.
+DATA_STORE_UNAVAILABLE = Close(SERVER_ERROR, "data store unavailable")
+
+ALL = (
+    NO_TOKEN,
+    INVALID_TOKEN,
+    TOKEN_EXPIRED,
+    USER_INACTIVE,
+    ANOTHER_USERS_TOKEN,
+    PERMISSION_REQUIRED,
+    RATE_EXCEEDED,
+    FRAME_TOO_BIG,
+    DATA_STORE_UNAVAILABLE,
+)
+
+
+def fit_reason(reason: str | None) -> str | None:
+    """A reason cut to what a close frame can carry, never splitting a character."""
+    if not reason:
+        return None
+    encoded = reason.encode()[:MAX_REASON_BYTES]
+    return encoded.decode(errors="ignore")
