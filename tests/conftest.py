@@ -9,7 +9,7 @@ from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from core.redis import close_redis, delete_by_prefix
+from core.redis import close_redis, delete_by_prefix, make_sync_client
 from tests.support import sentinels
 
 PASSWORD = "correct horse battery staple"
@@ -17,8 +17,9 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(scope="session")
 def redis_sync():
-    """A plain Redis client on the test server; fails the run if none is there."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    """A client of the test run's Redis (REDIS_URL, Sentinels too); fails the run if
+    none answers."""
+    client = make_sync_client(settings.REDIS_URL, {})
     try:
         client.ping()
     except redis.RedisError as error:
