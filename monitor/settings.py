@@ -172,6 +172,14 @@ DATABASES["default"]["CONN_MAX_AGE"] = env_number(
     "DATABASE_CONN_MAX_AGE", default=60, bounds=Bounds(0, 3600)
 )
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # Transactions take the write lock when they begin, so that one waiting for
+        # another (20 parallel refreshes of a token) waits up to the timeout instead
+        # of failing at once with "database is locked".
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
 
 AUTH_USER_MODEL = "accounts.User"
 
@@ -235,10 +243,20 @@ SIMPLE_JWT = {
     "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY", "") or SECRET_KEY,
     "UPDATE_LAST_LOGIN": False,
     # /api/auth/refresh answers a new refresh token too and blacklists the one it
-    # was given, so a refresh token works once; /api/auth/logout blacklists one.
+    # was given, so a refresh token works once; the new one keeps the first one's
+    # expiry: JWT_REFRESH_TOKEN_LIFETIME is a session's lifetime. /api/auth/logout
+    # blacklists one (accounts/refresh_tokens.py).
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a digest of the password's hash: a password change makes every
+    # token issued before it invalid (accounts.tokens.issued_for).
+    "CHECK_REVOKE_TOKEN": True,
+    # Every claim checked for its shape before use (accounts/claims.py).
+    "AUTH_TOKEN_CLASSES": ("accounts.claims.AccessToken",),
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.LoginSerializer",
     "TOKEN_REFRESH_SERIALIZER": "accounts.serializers.RefreshSerializer",
+    "TOKEN_VERIFY_SERIALIZER": "accounts.serializers.VerifySerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "accounts.serializers.LogoutSerializer",
 }
 
 REDIS_URL = env_redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import redis
 from channels.layers import get_channel_layer
@@ -6,6 +8,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from core.redis import close_redis, delete_by_prefix
+from tests.support import processes
 
 PASSWORD = "correct horse battery staple"
 
@@ -55,3 +58,15 @@ async def redis_in_test():
     yield layer
     await layer.flush()
     await close_redis()
+
+
+@pytest.fixture(scope="session")
+def static_files() -> None:
+    """Collect the static files: daphne serves them with WhiteNoise's manifest.
+
+    Run as the service runs it (monitor.settings), not in this process, whose test
+    settings swap the manifest storage for the plain one.
+    """
+    args = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"]
+    result = processes.run_to_end(args, processes.service_env())
+    assert result.returncode == 0, f"collectstatic failed:\n{result.stderr}"
