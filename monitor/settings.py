@@ -34,13 +34,15 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false), got {raw!r}.")
 
 
-def env_number(name: str, default: float, bounds: Bounds) -> float:
-    """Read a number of seconds (or similar) within its bounds."""
+def env_number(
+    name: str, default: float, bounds: Bounds, *, whole: bool = False
+) -> float:
+    """Read a number of seconds (or similar, or a `whole` number) within its bounds."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
     try:
-        return bounds.parse(raw)
+        return bounds.parse(raw, whole=whole)
     except ValueError as error:
         raise ImproperlyConfigured(f"{name} {error}.") from None
 
@@ -315,6 +317,19 @@ METRICS_WS_SLOW_CLIENT_TIMEOUT = env_number(
 # stock behaviour, slower; a slow client is dropped by the timeout above only, and a
 # snapshot over daphne's --websocket-max-message-size cannot go out.
 METRICS_SERVER_EXTENSIONS = env_bool("METRICS_SERVER_EXTENSIONS", default=True)
+
+# Connections a web worker takes (runner/connections.py): a request must arrive within
+# METRICS_HTTP_HEADER_TIMEOUT seconds of the connection's start, however slowly its
+# bytes come; one address may hold METRICS_MAX_PENDING_PER_IP connections whose
+# request has not arrived (0: no cap, behind a proxy).
+METRICS_HTTP_HEADER_TIMEOUT = env_number(
+    "METRICS_HTTP_HEADER_TIMEOUT", default=10, bounds=Bounds(1, 3600)
+)
+METRICS_MAX_PENDING_PER_IP = int(
+    env_number(
+        "METRICS_MAX_PENDING_PER_IP", default=1000, bounds=Bounds(0, 10**6), whole=True
+    )
+)
 
 # Seconds of snapshots kept in Redis for /api/metrics/history (and the dashboard).
 METRICS_HISTORY_SECONDS = env_number(

@@ -17,6 +17,11 @@ Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
   stop a snapshot bigger than that from going out.
 - autobahn pretty-prints its configuration for a debug log line on every new
   connection, logged or not; here that formatting happens only if the line is.
+- A request must arrive within METRICS_HTTP_HEADER_TIMEOUT seconds, however
+  slowly its bytes come; one address may hold METRICS_MAX_PENDING_PER_IP
+  connections whose request has not arrived; near its descriptor limit the
+  server closes new connections at once and keeps serving the ones it has
+  (runner.connections).
 - A handshake may wait 30 s, not daphne's 5 s, for the application to accept:
   in a storm of thousands of connects the last ones queue for seconds, and a
   5 s limit turns that wait into HTTP 403 for all of them at once. Give
@@ -43,6 +48,7 @@ from daphne.server import Server
 from django.conf import settings
 
 from runner import extensions
+from runner.connections import GuardedHTTPFactory
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +114,23 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
 
 class WebServer(Server):
     """daphne's server, whose WebSocket factory builds BoundedWebSocketProtocol and
-    closes oversized messages with 1009; with the extensions that fit turned on."""
+    closes oversized messages with 1009, and whose HTTP factory guards what
+    connections it takes (runner.connections); with the extensions that fit on."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # The command line made us once it loaded the application, and Django with it.
         extensions.enable(settings.METRICS_SERVER_EXTENSIONS)
+
+    @property
+    def http_factory(self) -> GuardedHTTPFactory:
+        """The factory of HTTP connections (daphne makes its own in run())."""
+        return self.guarded_http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory: object) -> None:
+        # daphne's own factory, with the guards: built here, in its place.
+        self.guarded_http_factory = GuardedHTTPFactory(self)
 
     @property
     def ws_factory(self) -> ws_protocol.WebSocketFactory:
