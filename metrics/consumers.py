@@ -15,6 +15,7 @@ from accounts.middleware import BEARER_PROTOCOL
 from accounts.sessions import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, TokenSession
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
+from metrics.quotas import get_quota
 from metrics.ratelimit import TokenBucket
 from metrics.store import load_latest
 from metrics.viewers import get_registry
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 # other code but 1000 into 1011); 4001 and 4003 are the token session's.
 CLOSE_POLICY_VIOLATION = 4008
 CLOSE_MESSAGE_TOO_BIG = 4009
+# The user already holds METRICS_WS_MAX_SOCKETS_PER_USER sockets (metrics.quotas).
+CLOSE_TOO_MANY_SOCKETS = 4029
+TOO_MANY_SOCKETS_REASON = "too many sockets for this user"
 # Daphne reports any server-side failure to the client as 1011.
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -54,6 +58,8 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     # Broadcasts that arrive from joining until connect() has sent what it holds.
     held: list[tuple[float | None, str]] | None = None
     accepted = False
+    # Counted among its user's sockets (metrics.quotas), until it leaves.
+    counted = False
     # A revocation that came before the handshake completed (closed right after).
     revoked = False
     # The token's expiry and renewal, from accept to close.
@@ -80,9 +86,13 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if not await self.may_watch(session.user):
             await self.refuse(CLOSE_FORBIDDEN)
             return
-        self.held = []
         self.user_id = session.user_id
         try:
+            if not await get_quota().open(self.user_id):
+                await self.refuse(CLOSE_TOO_MANY_SOCKETS, TOO_MANY_SOCKETS_REASON)
+                return
+            self.counted = True
+            self.held = []
             await get_fanout().join(self)
             self.joined = True
             joined_at = time.monotonic()
@@ -121,11 +131,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         offered = self.scope.get("subprotocols") or []
         return BEARER_PROTOCOL if BEARER_PROTOCOL in offered else None
 
-    async def refuse(self, code: int) -> None:
+    async def refuse(self, code: int, reason: str | None = None) -> None:
         """Accept, then close with `code`: a close before accepting would reach a
         browser as HTTP 403, indistinguishable from a network error."""
         await self.accept(self.subprotocol())
-        await self.close(code=code)
+        await self.close(code=code, reason=reason)
 
     async def may_watch(self, user) -> bool:
         """The permission check, which costs a query only when one is required."""
@@ -139,6 +149,9 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         """Stop the expiry timer, stop counting this client, leave groups (once)."""
         if self.session is not None:
             self.session.stop()
+        if self.counted:
+            self.counted = False
+            await get_quota().close(self.user_id)
         if not self.joined:
             return
         self.joined = False

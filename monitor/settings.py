@@ -309,6 +309,17 @@ METRICS_WS_SLOW_CLIENT_TIMEOUT = env_number(
     "METRICS_WS_SLOW_CLIENT_TIMEOUT", default=30, bounds=Bounds(1, 3600)
 )
 
+# Sockets one user may hold open at once, counted across every web worker through
+# Redis (metrics/quotas.py); one more is closed with 4029. 0: no cap.
+METRICS_WS_MAX_SOCKETS_PER_USER = int(
+    env_number(
+        "METRICS_WS_MAX_SOCKETS_PER_USER",
+        default=1000,
+        bounds=Bounds(0, 10**6),
+        whole=True,
+    )
+)
+
 # Whether the web server (runner/webserver.py) may use the extensions that reach into
 # daphne's, Twisted's and autobahn's internals (runner/extensions.py): the byte bound
 # on a slow client's buffer, snapshots framed once and written straight to the kernel,

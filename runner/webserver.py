@@ -15,6 +15,8 @@ Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
   them (as asyncio's own transports do) instead of on the reactor's next turn.
   daphne's --websocket-max-message-size bounds what clients send; it does not
   stop a snapshot bigger than that from going out.
+- A close's reason (Channels' `close(code, reason)`) reaches the client; daphne
+  4.2 drops it.
 - autobahn pretty-prints its configuration for a debug log line on every new
   connection, logged or not; here that formatting happens only if the line is.
 - A request must arrive within METRICS_HTTP_HEADER_TIMEOUT seconds, however
@@ -53,6 +55,7 @@ from runner.connections import GuardedHTTPFactory
 logger = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 30
+MAX_CLOSE_REASON_BYTES = 123
 
 
 def kernel_unsent_bytes(transport: object) -> int:
@@ -85,6 +88,20 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
     def check_timeouts(self):
         super().check_timeouts()
         self.too_slow()
+
+    def handle_reply(self, message):
+        # daphne 4.2 drops the reason of the application's close; send it too.
+        reason = message.get("reason")
+        if (
+            message.get("type") == "websocket.close"
+            and reason
+            and self.state != self.STATE_CONNECTING
+        ):
+            # A close frame has room for 123 bytes of reason.
+            reason = reason.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+            self.sendClose(code=message.get("code") or 1000, reason=reason)
+            return
+        super().handle_reply(message)
 
     def too_slow(self) -> bool:
         """Drop the connection if its unsent data is too big or too old."""

@@ -28,8 +28,10 @@ async def receive_json(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> 
     return json.loads(await asyncio.wait_for(ws.recv(), within))
 
 
-async def close_code(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> int:
-    """Wait for the server to close the socket; return the close code it sent."""
+async def close_frame(
+    ws: ClientConnection, within: float = RECEIVE_WITHIN
+) -> tuple[int, str]:
+    """Wait for the server to close the socket; return the code and reason it sent."""
     closed = None
     try:
         while True:
@@ -38,4 +40,10 @@ async def close_code(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> in
         closed = error.rcvd
     if closed is None:
         raise AssertionError("the server sent no close frame")
-    return closed.code
+    return closed.code, closed.reason
+
+
+async def close_code(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> int:
+    """Wait for the server to close the socket; return the close code it sent."""
+    code, _ = await close_frame(ws, within)
+    return code
