@@ -16,6 +16,11 @@ class User(AbstractUser):
         )
         return user
 
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
+        super().refresh_from_db(using, fields, from_queryset)
+        if fields is None or "password" in fields:
+            self.stored_password = self.password
+
     def password_changed(self) -> bool:
         """Whether the password differs from what the database held when read."""
         return self.password != self.stored_password
