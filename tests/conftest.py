@@ -6,6 +6,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from core.redis import close_redis, delete_by_prefix
+from tests.support import processes
 
 PASSWORD = "correct horse battery staple"
 
@@ -55,3 +56,9 @@ async def redis_in_test():
     yield layer
     await layer.flush()
     await close_redis()
+
+
+@pytest.fixture(scope="session")
+def static_files() -> None:
+    """Collect the static files: daphne serves them with WhiteNoise's manifest."""
+    processes.collect_static()
