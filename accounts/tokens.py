@@ -5,13 +5,15 @@ from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from core import closes
 from core.loop_local import LoopLocal
@@ -59,7 +61,7 @@ def refusal(raw_token: object) -> closes.Close:
             continue
         else:
             # A valid token: what was refused is its user.
-            return closes.USER_INACTIVE
+            return closes.USER_REFUSED
     return closes.TOKEN_EXPIRED if expired else closes.INVALID_TOKEN
 
 
@@ -68,12 +70,26 @@ def token_user_id(validated: Token) -> str:
     return str(validated[api_settings.USER_ID_CLAIM])
 
 
-def load_active_user(validated: Token) -> AbstractBaseUser | None:
-    """The token's user if it still exists and is active (one query), else None."""
+def load_active_user(user_id: str) -> AbstractBaseUser | None:
+    """The user if they still exist and are active (one query), else None."""
+    lookup = {api_settings.USER_ID_FIELD: user_id}
     try:
-        return JWTAuthentication().get_user(validated)
-    except CHECK_ERRORS:
+        user = get_user_model()._default_manager.get(**lookup)
+    except (ObjectDoesNotExist, *CHECK_ERRORS):
         return None
+    return user if user.is_active else None
+
+
+def issued_for(token: Token, user: AbstractBaseUser) -> bool:
+    """Whether a token was issued under the user's current password.
+
+    Tokens carry a digest of the password's hash (SimpleJWT's CHECK_REVOKE_TOKEN);
+    changing the password makes every token issued before it fail this.
+    """
+    if not api_settings.CHECK_REVOKE_TOKEN:
+        return True
+    claim = token.get(api_settings.REVOKE_TOKEN_CLAIM)
+    return claim == get_md5_hash_password(user.password)
 
 
 class ActiveUsers:
@@ -98,28 +114,33 @@ class ActiveUsers:
 
     async def get(self, validated: Token) -> tuple[AbstractBaseUser | None, int]:
         """The token's active user (from memory while fresh, else the database),
-        and the generation it holds for."""
+        and the generation it holds for; no user for a token issued under another
+        password than the user's."""
         user_id = token_user_id(validated)
         while True:
             generation = self.generation
             cached = self.users.get(user_id)
-            if cached and self.fresh(cached[1]):
+            # A token from before a password change is not trusted on memory: the
+            # memory may be what is out of date (a change without signals).
+            if cached and self.fresh(cached[1]) and issued_for(validated, cached[0]):
                 return cached[0], generation
-            user = await self.lookups.run(
-                user_id, lambda: self.load(user_id, validated)
-            )
+            # Shared by overlapping lookups of the user, whatever their tokens: each
+            # caller checks its own token against what was read.
+            user = await self.lookups.run(user_id, lambda: self.load(user_id))
             # A revocation while the query ran may have come too late for it.
             if generation == self.generation:
+                if user is not None and not issued_for(validated, user):
+                    return None, generation
                 return user, generation
 
     def fresh(self, read_at: float) -> bool:
         """Whether an entry read at `read_at` (monotonic) may still be trusted."""
         return time.monotonic() - read_at < settings.AUTH_USER_CACHE_SECONDS
 
-    async def load(self, user_id: str, validated: Token) -> AbstractBaseUser | None:
+    async def load(self, user_id: str) -> AbstractBaseUser | None:
         """Read the user from the database and remember an active one."""
         started, generation = time.monotonic(), self.generation
-        user = await check_user(validated)
+        user = await check_user(user_id)
         if user is not None and generation == self.generation:
             self.users[user_id] = (user, started)
             if len(self.users) > self.PRUNE_ABOVE:

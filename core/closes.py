@@ -15,6 +15,7 @@ UNAUTHORIZED = 4001
 FORBIDDEN = 4003
 TOO_MANY_MESSAGES = 4008
 MESSAGE_TOO_BIG = 4009
+TOO_MANY_SOCKETS = 4029
 SERVER_ERROR = 1011
 
 # RFC 6455: a close frame's reason is at most 123 bytes of UTF-8.
@@ -32,13 +33,19 @@ class Close(NamedTuple):
 NO_TOKEN = Close(UNAUTHORIZED, "no token")
 INVALID_TOKEN = Close(UNAUTHORIZED, "invalid token")
 TOKEN_EXPIRED = Close(UNAUTHORIZED, "token expired")
+# At connect a refused user is not looked into further: one of these three.
+USER_REFUSED = Close(UNAUTHORIZED, "user inactive, deleted or password changed")
+# On an open socket, the revocation says which.
 USER_INACTIVE = Close(UNAUTHORIZED, "user inactive or deleted")
+PASSWORD_CHANGED = Close(UNAUTHORIZED, "password changed")
 ANOTHER_USERS_TOKEN = Close(UNAUTHORIZED, "token of another user")
 # 4003: METRICS_REQUIRED_PERMISSION, at connect or on renewal.
 PERMISSION_REQUIRED = Close(FORBIDDEN, "permission required")
 # 4008 and 4009: the client's frames.
 RATE_EXCEEDED = Close(TOO_MANY_MESSAGES, "too many messages")
 FRAME_TOO_BIG = Close(MESSAGE_TOO_BIG, "message too big")
+# 4029: the user already holds METRICS_WS_MAX_SOCKETS_PER_USER sockets.
+SOCKET_QUOTA_EXCEEDED = Close(TOO_MANY_SOCKETS, "too many sockets for this user")
 # 1011: Redis could not be reached when the socket connected.
 DATA_STORE_UNAVAILABLE = Close(SERVER_ERROR, "data store unavailable")
 
@@ -46,11 +53,14 @@ ALL = (
     NO_TOKEN,
     INVALID_TOKEN,
     TOKEN_EXPIRED,
+    USER_REFUSED,
     USER_INACTIVE,
+    PASSWORD_CHANGED,
     ANOTHER_USERS_TOKEN,
     PERMISSION_REQUIRED,
     RATE_EXCEEDED,
     FRAME_TOO_BIG,
+    SOCKET_QUOTA_EXCEEDED,
     DATA_STORE_UNAVAILABLE,
 )
 

@@ -10,6 +10,8 @@ several deployments, or a test run, share one Redis server without seeing each o
 | `P:publisher:heartbeat` | the leader's last tick: at, interval, host | metrics.store |
 | `P:publisher:leader` | the leading publisher, while it renews | metrics.leadership |
 | `P:viewers` | each web process's viewer count, with an expiry | metrics.viewers |
+| `P:sockets:user:...` | one user's open sockets, per web process | metrics.quotas |
+| `P:sockets:processes` | each counting web process's expiry | metrics.quotas |
 | `P:cache:...` | Django's cache: the login throttles' counts | core.cache |
 | `P:...` | channel-layer channels (`P:__group__metrics`, ...) | channels_redis |
 """

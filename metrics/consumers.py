@@ -17,6 +17,7 @@ from accounts.tokens import refusal
 from core import closes
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
+from metrics.quotas import get_quota
 from metrics.ratelimit import TokenBucket
 from metrics.store import load_latest
 from metrics.viewers import get_registry
@@ -49,8 +50,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     # Broadcasts that arrive from joining until connect() has sent what it holds.
     held: list[tuple[float | None, str]] | None = None
     accepted = False
+    # Counted among its user's sockets (metrics.quotas), until it leaves.
+    counted = False
     # A revocation that came before the handshake completed (closed right after).
-    revoked = False
+    revoked: closes.Close | None = None
     # The token's expiry and renewal, from accept to close.
     session: TokenSession | None = None
 
@@ -75,9 +78,13 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if not await self.may_watch(session.user):
             await self.refuse(closes.PERMISSION_REQUIRED)
             return
-        self.held = []
         self.user_id = session.user_id
         try:
+            if not await get_quota().open(self.user_id):
+                await self.refuse(closes.SOCKET_QUOTA_EXCEEDED)
+                return
+            self.counted = True
+            self.held = []
             await get_fanout().join(self)
             self.joined = True
             joined_at = time.monotonic()
@@ -92,8 +99,8 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.accept(self.subprotocol())
         self.accepted = True
-        if self.revoked:
-            await self.close_with(closes.USER_INACTIVE)
+        if self.revoked is not None:
+            await self.close_with(self.revoked)
             return
         self.authorized = True
         self.bucket = TokenBucket(
@@ -138,6 +145,9 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         """Stop the expiry timer, stop counting this client, leave groups (once)."""
         if self.session is not None:
             self.session.stop()
+        if self.counted:
+            self.counted = False
+            await get_quota().close(self.user_id)
         if not self.joined:
             return
         self.joined = False
@@ -215,9 +225,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
-        """The user was deactivated or deleted: close with 4001."""
+        """The user was deactivated or deleted, or changed password: close, 4001."""
+        close = event.get("close", closes.USER_INACTIVE)
         if self.accepted:
-            await self.close_with(closes.USER_INACTIVE)
+            await self.close_with(close)
         else:
             # Closing before the handshake completes would reach a browser as 403.
-            self.revoked = True
+            self.revoked = close

@@ -20,7 +20,12 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
-from accounts.revocation import REVOCATION_GROUP, REVOKED_EVENT, USER_REVOKED_EVENT
+from accounts.revocation import (
+    REVOCATION_GROUP,
+    REVOKED_EVENT,
+    USER_REVOKED_EVENT,
+    revocation_close,
+)
 from accounts.sessions import revocations_heard, revocations_unheard, user_revoked
 from core.frames import SharedText
 from core.loop_local import LoopLocal
@@ -116,7 +121,8 @@ class Fanout:
             user_id = str(event.get("user_id"))
             user_revoked(user_id)
             revoked = [member for member in self.members if member.user_id == user_id]
-            await self.dispatch(revoked, {"type": REVOKED_EVENT})
+            close = revocation_close(event)
+            await self.dispatch(revoked, {"type": REVOKED_EVENT, "close": close})
         else:
             await self.dispatch(list(self.members), event)
 

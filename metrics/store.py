@@ -57,11 +57,6 @@ async def load_heartbeat() -> dict[str, Any] | None:
     return parse_heartbeat(await get_redis().get(redis_key("publisher", "heartbeat")))
 
 
-def load_heartbeat_sync() -> dict[str, Any] | None:
-    """load_heartbeat() for synchronous views."""
-    return parse_heartbeat(get_sync_redis().get(redis_key("publisher", "heartbeat")))
-
-
 def load_history(since: float) -> tuple[list[str], dict[str, Any] | None]:
     """Return the snapshot texts published since wall time `since`, oldest first,
     with the publisher's heartbeat."""

@@ -4,7 +4,6 @@ and its icon."""
 import json
 import re
 import time
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -18,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from metrics.permissions import CanWatchMetrics
-from metrics.store import load_heartbeat_sync, load_history
+from metrics.store import load_history
 
 
 class RedisUnavailable(APIException):
@@ -60,19 +59,13 @@ class HistoryView(APIView):
 
 
 class DashboardView(TemplateView):
-    """The browser dashboard: a login form, then live charts (all in JavaScript)."""
+    """The browser dashboard: a login form, then live charts (all in JavaScript).
+
+    The page says nothing of the host before a login: its name comes with the
+    history, which needs a token.
+    """
 
     template_name = "metrics/dashboard.html"
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        """Add the monitored host's name, as its publisher last reported it."""
-        context = super().get_context_data(**kwargs)
-        try:
-            beat = load_heartbeat_sync()
-        except (RedisError, OSError):
-            beat = None
-        context["host_name"] = beat["host"] if beat else ""
-        return context
 
 
 ICON = "metrics/favicon.svg"

@@ -38,13 +38,15 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false), got {raw!r}.")
 
 
-def env_number(name: str, default: float, bounds: Bounds) -> float:
-    """Read a number of seconds (or similar) within its bounds."""
+def env_number(
+    name: str, default: float, bounds: Bounds, *, whole: bool = False
+) -> float:
+    """Read a number of seconds (or similar, or a `whole` number) within its bounds."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
     try:
-        return bounds.parse(raw)
+        return bounds.parse(raw, whole=whole)
     except ValueError as error:
         raise ImproperlyConfigured(f"{name} {error}.") from None
 
@@ -164,6 +166,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every page loads only this origin's files, no inline script (core/csp.py).
+    "core.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -209,6 +213,14 @@ DATABASES["default"]["CONN_MAX_AGE"] = env_number(
     "DATABASE_CONN_MAX_AGE", default=60, bounds=Bounds(0, 3600)
 )
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        # Transactions take the write lock when they begin, so that one waiting for
+        # another (20 parallel refreshes of a token) waits up to the timeout instead
+        # of failing at once with "database is locked".
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
 
 AUTH_USER_MODEL = "accounts.User"
 
@@ -272,10 +284,20 @@ SIMPLE_JWT = {
     "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY", "") or SECRET_KEY,
     "UPDATE_LAST_LOGIN": False,
     # /api/auth/refresh answers a new refresh token too and blacklists the one it
-    # was given, so a refresh token works once; /api/auth/logout blacklists one.
+    # was given, so a refresh token works once; the new one keeps the first one's
+    # expiry: JWT_REFRESH_TOKEN_LIFETIME is a session's lifetime. /api/auth/logout
+    # blacklists one (accounts/refresh_tokens.py).
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a digest of the password's hash: a password change makes every
+    # token issued before it invalid (accounts.tokens.issued_for).
+    "CHECK_REVOKE_TOKEN": True,
+    # Every claim checked for its shape before use (accounts/claims.py).
+    "AUTH_TOKEN_CLASSES": ("accounts.claims.AccessToken",),
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.LoginSerializer",
     "TOKEN_REFRESH_SERIALIZER": "accounts.serializers.RefreshSerializer",
+    "TOKEN_VERIFY_SERIALIZER": "accounts.serializers.VerifySerializer",
+    "TOKEN_BLACKLIST_SERIALIZER": "accounts.serializers.LogoutSerializer",
 }
 
 REDIS_URL = env_redis_url("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -332,6 +354,17 @@ METRICS_WS_SLOW_CLIENT_TIMEOUT = env_number(
     "METRICS_WS_SLOW_CLIENT_TIMEOUT", default=30, bounds=Bounds(1, 3600)
 )
 
+# Sockets one user may hold open at once, counted across every web worker through
+# Redis (metrics/quotas.py); one more is closed with 4029. 0: no cap.
+METRICS_WS_MAX_SOCKETS_PER_USER = int(
+    env_number(
+        "METRICS_WS_MAX_SOCKETS_PER_USER",
+        default=1000,
+        bounds=Bounds(0, 10**6),
+        whole=True,
+    )
+)
+
 # Whether the web server (runner/webserver.py) may use the extensions that reach into
 # daphne's, Twisted's and autobahn's internals (runner/extensions.py): the byte bound
 # on a slow client's buffer, snapshots framed once and written straight to the kernel,
@@ -340,6 +373,19 @@ METRICS_WS_SLOW_CLIENT_TIMEOUT = env_number(
 # stock behaviour, slower; a slow client is dropped by the timeout above only, and a
 # snapshot over daphne's --websocket-max-message-size cannot go out.
 METRICS_SERVER_EXTENSIONS = env_bool("METRICS_SERVER_EXTENSIONS", default=True)
+
+# Connections a web worker takes (runner/connections.py): a request must arrive within
+# METRICS_HTTP_HEADER_TIMEOUT seconds of the connection's start, however slowly its
+# bytes come; one address may hold METRICS_MAX_PENDING_PER_IP connections whose
+# request has not arrived (0: no cap, behind a proxy).
+METRICS_HTTP_HEADER_TIMEOUT = env_number(
+    "METRICS_HTTP_HEADER_TIMEOUT", default=10, bounds=Bounds(1, 3600)
+)
+METRICS_MAX_PENDING_PER_IP = int(
+    env_number(
+        "METRICS_MAX_PENDING_PER_IP", default=1000, bounds=Bounds(0, 10**6), whole=True
+    )
+)
 
 # Seconds of snapshots kept in Redis for /api/metrics/history (and the dashboard).
 METRICS_HISTORY_SECONDS = env_number(

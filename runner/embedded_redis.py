@@ -13,6 +13,7 @@ from pathlib import Path
 
 import redis
 
+from core.private_files import make_private
 from runner.processes import stop_process
 
 READY_TIMEOUT = 15.0
@@ -56,14 +57,16 @@ class EmbeddedRedis:
         args += ["--logfile", str(self.directory / "redis.log")]
         if self.port is None:
             args += ["--port", "0", "--unixsocket", str(self.directory / "redis.sock")]
-            args += ["--unixsocketperm", "700"]
+            args += ["--unixsocketperm", "600"]
         else:
             args += ["--port", str(self.port)]
         return args
 
     def start(self) -> str:
         """Start the server, wait until it answers PING, and return its URL."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Its socket and log are the service's alone.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(self.directory)
         # A process group of its own, like the runner's other children, so that
         # Ctrl-C reaches only the runner, which stops Redis after its clients.
         self.process = subprocess.Popen(  # noqa: S603 - our own fixed arguments
@@ -71,6 +74,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             process_group=0,
+            umask=0o077,
         )
         deadline = time.monotonic() + READY_TIMEOUT
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)

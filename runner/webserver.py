@@ -15,13 +15,18 @@ Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
   them (as asyncio's own transports do) instead of on the reactor's next turn.
   daphne's --websocket-max-message-size bounds what clients send; it does not
   stop a snapshot bigger than that from going out.
+- A close carries the application's reason (daphne 4.2 drops it), and may have
+  code 1011 (autobahn's sendClose() refuses it; the frame is sent as daphne's own
+  error handling sends it).
 - autobahn pretty-prints its configuration for a debug log line on every new
   connection, logged or not; here that formatting happens only if the line is.
 - The access log prints paths without their query strings, which may carry a
   token (?token=); daphne prints an HTTP request's whole URL.
-- A close carries the application's reason (daphne 4.2 drops it), and may have
-  code 1011 (autobahn's sendClose() refuses it; the frame is sent as daphne's own
-  error handling sends it).
+- A request must arrive within METRICS_HTTP_HEADER_TIMEOUT seconds, however
+  slowly its bytes come; one address may hold METRICS_MAX_PENDING_PER_IP
+  connections whose request has not arrived; near its descriptor limit the
+  server closes new connections at once and keeps serving the ones it has
+  (runner.connections).
 - A handshake may wait 30 s, not daphne's 5 s, for the application to accept:
   in a storm of thousands of connects the last ones queue for seconds, and a
   5 s limit turns that wait into HTTP 403 for all of them at once. Give
@@ -50,6 +55,7 @@ from django.conf import settings
 
 from core.closes import fit_reason
 from runner import extensions
+from runner.connections import GuardedHTTPFactory
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +152,9 @@ def without_query_strings(action_logger: Callable) -> Callable:
 
 class WebServer(Server):
     """daphne's server, whose WebSocket factory builds BoundedWebSocketProtocol and
-    closes oversized messages with 1009, and whose access log prints no query
-    strings; with the extensions that fit turned on."""
+    closes oversized messages with 1009, whose HTTP factory guards what
+    connections it takes (runner.connections), and whose access log prints no
+    query strings; with the extensions that fit turned on."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -155,6 +162,16 @@ class WebServer(Server):
             self.action_logger = without_query_strings(self.action_logger)
         # The command line made us once it loaded the application, and Django with it.
         extensions.enable(settings.METRICS_SERVER_EXTENSIONS)
+
+    @property
+    def http_factory(self) -> GuardedHTTPFactory:
+        """The factory of HTTP connections (daphne makes its own in run())."""
+        return self.guarded_http_factory
+
+    @http_factory.setter
+    def http_factory(self, factory: object) -> None:
+        # daphne's own factory, with the guards: built here, in its place.
+        self.guarded_http_factory = GuardedHTTPFactory(self)
 
     @property
     def ws_factory(self) -> ws_protocol.WebSocketFactory:

@@ -10,7 +10,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from core.redis import close_redis, delete_by_prefix, make_sync_client
-from tests.support import sentinels
+from tests.support import processes, sentinels
 
 PASSWORD = "correct horse battery staple"
 
@@ -61,6 +61,12 @@ async def redis_in_test():
     yield layer
     await layer.flush()
     await close_redis()
+
+
+@pytest.fixture(scope="session")
+def static_files() -> None:
+    """Collect the static files: daphne serves them with WhiteNoise's manifest."""
+    processes.collect_static()
 
 
 @pytest.fixture

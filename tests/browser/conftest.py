@@ -5,11 +5,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from accounts.models import User
 from tests.conftest import PASSWORD, delete_own_keys
 from tests.support import processes
+from tests.support.users import service_user
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,15 +50,7 @@ def user(db):
     The test settings hash with MD5 for speed; the service knows only its own
     hashers, so the login form needs the project's default, PBKDF2.
     """
-    hasher = PBKDF2PasswordHasher()
-    password = hasher.encode(PASSWORD, hasher.salt())
-    return User.objects.create(username="alice", password=password)
-
-
-@pytest.fixture(scope="session")
-def static_files() -> None:
-    """Collect the static files: daphne serves them with WhiteNoise's manifest."""
-    processes.collect_static()
+    return service_user("alice", PASSWORD)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User
 from core import closes
 from tests.support import processes, tokens
-from tests.support.clients import closed_with, open_socket, receive_json
+from tests.support.clients import close_frame, open_socket, receive_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ def bob(db):
 
 
 async def refused_with(port: int, token: str | None) -> tuple[int, str]:
-    return await closed_with(await open_socket(port, token))
+    return await close_frame(await open_socket(port, token))
 
 
 async def test_no_token_closes_with_its_reason(server):
@@ -58,24 +58,24 @@ async def test_token_of_an_inactive_user_closes_with_its_reason(server, user):
     token = token_for(user)
     user.is_active = False
     await user.asave()
-    assert await refused_with(server, token) == closes.USER_INACTIVE
+    assert await refused_with(server, token) == closes.USER_REFUSED
 
 
 async def test_token_expiring_on_an_open_socket_closes_with_its_reason(server, user):
     ws = await open_socket(server, token_for(user, seconds=2))
-    assert await closed_with(ws, within=10) == closes.TOKEN_EXPIRED
+    assert await close_frame(ws, within=10) == closes.TOKEN_EXPIRED
 
 
 async def test_renewal_with_a_bad_token_closes_with_its_reason(server, user):
     ws = await open_socket(server, token_for(user))
     await ws.send(json.dumps({"type": "auth", "token": "not-a-jwt"}))
-    assert await closed_with(ws) == closes.INVALID_TOKEN
+    assert await close_frame(ws) == closes.INVALID_TOKEN
 
 
 async def test_renewal_without_a_token_closes_with_its_reason(server, user):
     ws = await open_socket(server, token_for(user))
     await ws.send(json.dumps({"type": "auth"}))
-    assert await closed_with(ws) == closes.NO_TOKEN
+    assert await close_frame(ws) == closes.NO_TOKEN
 
 
 async def test_renewal_with_another_users_token_closes_with_its_reason(
@@ -83,7 +83,7 @@ async def test_renewal_with_another_users_token_closes_with_its_reason(
 ):
     ws = await open_socket(server, token_for(user))
     await ws.send(json.dumps({"type": "auth", "token": token_for(bob)}))
-    assert await closed_with(ws) == closes.ANOTHER_USERS_TOKEN
+    assert await close_frame(ws) == closes.ANOTHER_USERS_TOKEN
 
 
 async def test_deactivating_the_user_closes_with_its_reason(server, user):
@@ -92,20 +92,20 @@ async def test_deactivating_the_user_closes_with_its_reason(server, user):
     assert (await receive_json(ws))["type"] in {"pong", "metrics"}
     user.is_active = False
     await sync_to_async(user.save)()
-    assert await closed_with(ws, within=5) == closes.USER_INACTIVE
+    assert await close_frame(ws, within=5) == closes.USER_INACTIVE
 
 
 async def test_too_big_a_frame_closes_with_its_reason(server, user):
     ws = await open_socket(server, token_for(user))
     await ws.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
-    assert await closed_with(ws) == closes.FRAME_TOO_BIG
+    assert await close_frame(ws) == closes.FRAME_TOO_BIG
 
 
 async def test_too_many_frames_close_with_their_reason(server, user):
     ws = await open_socket(server, token_for(user))
     for _ in range(200):
         await ws.send(json.dumps({"type": "ping"}))
-    assert await closed_with(ws) == closes.RATE_EXCEEDED
+    assert await close_frame(ws) == closes.RATE_EXCEEDED
 
 
 async def test_missing_permission_closes_with_its_reason(tmp_path, user):

@@ -25,16 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pytest
-from django.contrib.auth.hashers import make_password
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from accounts.models import User
 from core.keys import redis_key
 from tests.conftest import PASSWORD
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
+from tests.support.users import service_user
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -167,10 +166,7 @@ async def use_every_redis_path(ports: list[int], token: str, since: float) -> No
 @pytest.fixture
 def token(db) -> str:
     """An access token of a user whose password a daphne worker can check."""
-    user = User.objects.create(
-        username="viewer", password=make_password(PASSWORD, hasher="pbkdf2_sha256")
-    )
-    return str(AccessToken.for_user(user))
+    return str(AccessToken.for_user(service_user("viewer", PASSWORD)))
 
 
 async def test_viewers_get_snapshots_within_15_s_of_the_master_being_killed(

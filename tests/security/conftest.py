@@ -1,5 +1,7 @@
 import pytest
 
+# Chromium, a fresh profile and a page of it, for the pages' tests (test_pages.py).
+from tests.browser.conftest import browser, context, page  # noqa: F401
 from tests.support import processes
 
 

@@ -164,10 +164,47 @@ def test_another_username_from_another_ip_is_not_throttled(api, user, bob):
     assert login(api, "bob", ip="10.0.3.1").status_code == 200
 
 
+# The username as authentication sees it: " bob" and "bob" are one account.
+SPELLINGS_OF_BOB = [" bob", "bob ", "\tbob", "bob\n", "\u00a0bob", "BOB", "\uff42ob"]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS_OF_BOB)
+def test_every_spelling_of_a_username_counts_against_it(api, bob, spelling):
+    for attempt in range(PER_USERNAME):
+        response = login(api, spelling, "wrong", ip=f"10.1.0.{attempt}")
+        assert response.status_code == 401
+    # The right password, from a new address, spelled plainly: refused.
+    assert_throttled(login(api, "bob", ip="10.1.1.1"))
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS_OF_BOB[:4])
+def test_a_full_count_is_not_escaped_by_respelling_the_username(api, bob, spelling):
+    for attempt in range(PER_USERNAME):
+        login(api, "bob", "wrong", ip=f"10.2.0.{attempt}")
+    # Login strips whitespace: these would log bob in, were they not counted.
+    assert_throttled(login(api, spelling, ip="10.2.1.1"))
+
+
+def test_a_numeric_username_sent_as_a_number_counts_against_it(api):
+    User.objects.create_user(username="12345", password=PASSWORD)
+    for attempt in range(PER_USERNAME):
+        body = {"username": 12345, "password": "wrong"}
+        response = api.post(
+            "/api/auth/login", body, format="json", REMOTE_ADDR=f"10.3.0.{attempt}"
+        )
+        assert response.status_code == 401
+    assert_throttled(login(api, "12345", ip="10.3.1.1"))
+
+
 @pytest.mark.parametrize(
     "body",
-    [{"password": "x"}, {"username": "", "password": "x"}, {"username": 7}],
-    ids=["no-username", "empty", "not-a-string"],
+    [
+        {"password": "x"},
+        {"username": "", "password": "x"},
+        {"username": " \t", "password": "x"},
+        {"username": ["alice"]},
+    ],
+    ids=["no-username", "empty", "blank", "not-a-string"],
 )
 def test_bodies_without_a_username_count_only_per_ip(api, user, body):
     for _ in range(PER_USERNAME + 1):

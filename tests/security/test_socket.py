@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission
+from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -206,6 +207,27 @@ async def test_socket_from_a_disallowed_origin_is_refused_with_403(
     with pytest.raises(InvalidStatus) as refused:
         await open_socket(server, token_for(user), origin=origin)
     assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://127.0.0.1:1", "https://localhost"], ids=["port", "scheme"]
+)
+async def test_another_port_or_scheme_of_an_allowed_host_opens_nothing_by_cookies(
+    server, user, origin
+):
+    # The origin check compares host names only (SECURITY.md says why that is safe):
+    # such a page's socket is accepted, but a logged-in admin's session cookie,
+    # which the browser would send along, authenticates nothing; only a token does.
+    browser = Client()
+    await sync_to_async(browser.force_login)(user)
+    cookie = f"sessionid={browser.cookies['sessionid'].value}"
+    ws = await open_socket(
+        server, None, origin=origin, additional_headers={"Cookie": cookie}
+    )
+    assert await close_code(ws) == closes.UNAUTHORIZED
+    ws = await open_socket(server, token_for(user), origin=origin)
+    assert await ping(ws) == {"type": "pong"}
+    await ws.close()
 
 
 # --- size and rate of client frames ---------------------------------------------

@@ -28,13 +28,7 @@ async def receive_json(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> 
     return json.loads(await asyncio.wait_for(ws.recv(), within))
 
 
-async def close_code(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> int:
-    """Wait for the server to close the socket; return the close code it sent."""
-    code, _ = await closed_with(ws, within)
-    return code
-
-
-async def closed_with(
+async def close_frame(
     ws: ClientConnection, within: float = RECEIVE_WITHIN
 ) -> tuple[int, str]:
     """Wait for the server to close the socket; return the code and reason it sent."""
@@ -47,3 +41,9 @@ async def closed_with(
     if closed is None:
         raise AssertionError("the server sent no close frame")
     return closed.code, closed.reason
+
+
+async def close_code(ws: ClientConnection, within: float = RECEIVE_WITHIN) -> int:
+    """Wait for the server to close the socket; return the close code it sent."""
+    code, _ = await close_frame(ws, within)
+    return code

@@ -2,9 +2,10 @@
 
 import functools
 import os
+import resource
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,12 +60,32 @@ def run_to_end(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
     )
 
 
+def descriptor_limit(count: int) -> Callable[[], None]:
+    """A preexec_fn giving a child process at most `count` open file descriptors."""
+
+    def limit() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+    return limit
+
+
 @contextmanager
-def running(args: list[str], env: dict[str, str], log: Path) -> Iterator:
+def running(
+    args: list[str],
+    env: dict[str, str],
+    log: Path,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator:
     """Run a child process with output to `log`; always stop it on exit."""
     with log.open("ab") as output:
         process = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
         )
     try:
         yield process
@@ -87,14 +108,21 @@ def collect_static() -> None:
 
 @contextmanager
 def daphne(
-    tmp_path: Path, *flags: str, port: int | None = None, **env: str
+    tmp_path: Path,
+    *flags: str,
+    port: int | None = None,
+    descriptors: int | None = None,
+    **env: str,
 ) -> Iterator[tuple[subprocess.Popen, int]]:
-    """Serve the project with one real daphne process (on a free port by default)."""
+    """Serve the project with one real daphne process (on a free port by default,
+    with at most `descriptors` open files if given)."""
     collect_static()
     port = port or free_port()
     args = [sys.executable, "-m", "runner.webserver", "-b", "127.0.0.1"]
     args += ["-p", str(port), *flags, "monitor.asgi:application"]
-    with running(args, service_env(**env), tmp_path / f"daphne-{port}.log") as proc:
+    log = tmp_path / f"daphne-{port}.log"
+    limit = descriptor_limit(descriptors) if descriptors else None
+    with running(args, service_env(**env), log, limit) as proc:
         wait_for_port(port, proc, START_TIMEOUT)
         yield proc, port
 

@@ -34,3 +34,15 @@ def expired_token(user) -> str:
 def refresh_token(user) -> str:
     """A valid refresh token, which must not pass as an access token."""
     return str(RefreshToken.for_user(user))
+
+
+def signed_token(claims: dict, key: str | None = None) -> str:
+    """A token with exactly these claims, signed with the service's key (HS256)."""
+    from django.conf import settings
+
+    return jwt.encode(claims, key or settings.SIMPLE_JWT["SIGNING_KEY"], "HS256")
+
+
+def claims_of(user, kind: str = "access") -> dict:
+    """The claims of a fresh token of `user`, of type "access" or "refresh"."""
+    return {**AccessToken.for_user(user).payload, "token_type": kind}

@@ -22,9 +22,9 @@ def reads(monkeypatch) -> list[str]:
     made: list[str] = []
     real = tokens.check_user
 
-    async def counted(validated):
-        made.append(tokens.token_user_id(validated))
-        return await real(validated)
+    async def counted(user_id):
+        made.append(user_id)
+        return await real(user_id)
 
     monkeypatch.setattr(tokens, "check_user", counted)
     return made

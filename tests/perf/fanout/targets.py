@@ -245,6 +245,9 @@ class ServiceTarget(Target):
             METRICS_REDIS_PREFIX=self.prefix,
             # Any active user may watch: the benchmark's user has no permissions.
             METRICS_REQUIRED_PERMISSION="",
+            # Every client is the one benchmark user, from one address: no caps.
+            METRICS_WS_MAX_SOCKETS_PER_USER="0",
+            METRICS_MAX_PENDING_PER_IP="0",
             JWT_ACCESS_TOKEN_LIFETIME=str(TOKEN_LIFETIME),
             PYTHONUNBUFFERED="1",
         )

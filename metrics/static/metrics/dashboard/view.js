@@ -49,6 +49,7 @@ export const elements = {
 export function showLogin(message, kind = "error") {
   elements.dashboard.hidden = true;
   elements.status.hidden = true;
+  showHost("");
   elements.login.hidden = false;
   elements.loginMessage.hidden = !message;
   elements.loginMessage.textContent = message || "";
@@ -88,10 +89,18 @@ function setText(id, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
-/** The monitored host's name in the top bar (kept if the server sends none). */
+const TITLE = document.title;
+
+/**
+ * The monitored host's name in the top bar and the title, from the history (so only
+ * after a login); none ("") on the login form. A session keeps the name it has if the
+ * server sends none.
+ */
 export function showHost(host) {
-  if (host) setText("host-name", host);
-  elements.hostName.hidden = !elements.hostName.textContent;
+  if (host || elements.dashboard.hidden) setText("host-name", host);
+  const name = elements.hostName.textContent;
+  elements.hostName.hidden = !name;
+  document.title = name ? `${name} · ${TITLE}` : TITLE;
 }
 
 /** The latest snapshot in the tiles, the per-core list and the partitions table. */
