@@ -6,7 +6,8 @@ import re
 import redis
 from django.core.cache.backends.redis import RedisCache
 
-from core.redis import delete_by_prefix, make_sync_client
+from core.redis import SyncPools, delete_by_prefix, make_sync_client
+from core.redis_urls import is_sentinel_url
 
 # OPTIONS that configure Django's client rather than the connection to Redis.
 DJANGO_CLIENT_OPTIONS = {"serializer", "pool_class", "parser_class"}
@@ -18,10 +19,16 @@ class PrefixedRedisCache(RedisCache):
     Django's clear() runs FLUSHDB, which would wipe every other deployment (and test
     run) sharing the Redis server. The cache also lends its Redis server to scripts
     that must run there atomically (the login throttles), through `redis`.
+
+    Its pools are core.redis's (`pool_class`), so LOCATION takes every form REDIS_URL
+    does; a Sentinel URL, commas and all, is one location.
     """
 
     def __init__(self, server: str | list[str], params: dict) -> None:
-        super().__init__(server, params)
+        if isinstance(server, str) and is_sentinel_url(server):
+            server = [server]
+        with_pools = {"pool_class": SyncPools, **params.get("OPTIONS", {})}
+        super().__init__(server, {**params, "OPTIONS": with_pools})
         # Django writes to the first server it is given; so do we.
         servers = re.split("[;,]", server) if isinstance(server, str) else server
         self.location = servers[0]

@@ -15,6 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 from agent.devices import DEFAULT_DISK_EXCLUDE, DEFAULT_NET_EXCLUDE
 from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, INTERVAL_SECONDS, Bounds
 from core.keys import redis_key
+from core.masking import masked
+from core.redis import channel_layer_host
+from core.redis_urls import is_sentinel_url, parse_sentinel_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -86,12 +89,23 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
 
 
 def env_redis_url(name: str, default: str) -> str:
-    """Read a Redis URL (redis://, rediss:// or unix://)."""
+    """Read a Redis URL: a server's (redis://, rediss://, unix://) or Sentinels'
+    (redis+sentinel://, rediss+sentinel://; core/redis_urls.py)."""
     url = os.environ.get(name, "").strip() or default
+    if is_sentinel_url(url):
+        try:
+            parse_sentinel_url(url)
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"{name} {error}: expected redis+sentinel://[:PASSWORD@]HOST:PORT"
+                f"[,HOST:PORT...]/MASTER[/DB], got {masked(url)!r}."
+            ) from None
+        return url
     parts = urlsplit(url)
     if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ImproperlyConfigured(
-            f"{name} must be a redis://, rediss:// or unix:// URL, got {url!r}."
+            f"{name} must be a redis://, rediss:// or unix:// URL, or a "
+            f"redis+sentinel:// or rediss+sentinel:// URL, got {url!r}."
         )
     if parts.scheme == "unix" and not parts.path:
         raise ImproperlyConfigured(f"{name} must name a socket path, got {url!r}.")
@@ -401,7 +415,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, **REDIS_CONNECTION_OPTIONS}],
+            # A server's URL as given, or the Sentinels and the master's name
+            # (core/redis.py makes every other Redis client and pool too).
+            "hosts": [channel_layer_host(REDIS_URL, REDIS_CONNECTION_OPTIONS)],
             "prefix": redis_key("", prefix=METRICS_REDIS_PREFIX),
         },
     },
@@ -481,6 +497,7 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0
 CACHES = {
     "default": {
         "BACKEND": "core.cache.PrefixedRedisCache",
+        # core.cache makes its pools with core.redis, Sentinel URLs included.
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": redis_key("cache", prefix=METRICS_REDIS_PREFIX),
         "OPTIONS": {**REDIS_CONNECTION_OPTIONS, "socket_timeout": 5},

@@ -9,43 +9,32 @@ open later either, so that check does not wait.
 import threading
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 
+from core.masking import masked, scrubbed
+from core.redis import find_master, make_sync_client
+from core.redis_urls import is_sentinel_url
+
 # How long a service may take to answer before ./run gives up on it.
 CHECK_WITHIN = 10.0
 RETRY_EVERY = 0.5
 
 
-def masked(url: str) -> str:
-    """The URL with its password (if any) replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def scrubbed(text: str, url: str) -> str:
-    """An error message with the URL's password, should it quote it, masked."""
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
-
-
 def check_redis(url: str, within: float = CHECK_WITHIN) -> None:
-    """Wait until the Redis at REDIS_URL answers PING; CommandError after `within`."""
+    """Wait until the Redis at REDIS_URL answers PING (for a Sentinel URL: a
+    Sentinel names a live master, and it answers); CommandError after `within`."""
     deadline = time.monotonic() + within
 
     def ping() -> None:
         timeout = max(min(deadline - time.monotonic(), 2.0), 0.1)
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout
-        )
+        if is_sentinel_url(url):
+            find_master(url, timeout)
+        options = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+        client = make_sync_client(url, options)
         try:
             client.ping()
         finally:

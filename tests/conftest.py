@@ -1,3 +1,7 @@
+import contextlib
+import itertools
+import os
+
 import pytest
 import redis
 from channels.layers import get_channel_layer
@@ -5,16 +9,17 @@ from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from core.redis import close_redis, delete_by_prefix
-from tests.support import processes
+from core.redis import close_redis, delete_by_prefix, make_sync_client
+from tests.support import processes, sentinels
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
 def redis_sync():
-    """A plain Redis client on the test server; fails the run if none is there."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    """A client of the test run's Redis (REDIS_URL, Sentinels too); fails the run if
+    none answers."""
+    client = make_sync_client(settings.REDIS_URL, {})
     try:
         client.ping()
     except redis.RedisError as error:
@@ -62,3 +67,31 @@ async def redis_in_test():
 def static_files() -> None:
     """Collect the static files: daphne serves them with WhiteNoise's manifest."""
     processes.collect_static()
+
+
+@pytest.fixture
+def start_sentinel_cluster(tmp_path):
+    """Starts a master, a replica and three Sentinels of Debian's Redis on loopback
+    ports (tests/support/sentinels.py; keyword arguments: passwords, TLS), each
+    stopped by its PID after the test. Skipped where Debian's binaries are missing,
+    except in CI."""
+    missing = sentinels.missing_binaries()
+    if missing:
+        reason = f"Debian's Redis is not installed: {', '.join(missing)} missing"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so this is an error)", pytrace=False)
+        pytest.skip(reason)
+    numbers = itertools.count(1)
+    with contextlib.ExitStack() as stack:
+
+        def start(**options) -> sentinels.SentinelCluster:
+            directory = tmp_path / f"sentinels-{next(numbers)}"
+            return stack.enter_context(sentinels.sentinel_cluster(directory, **options))
+
+        yield start
+
+
+@pytest.fixture
+def sentinel_cluster(start_sentinel_cluster):
+    """A running master, replica and three Sentinels, without passwords or TLS."""
+    return start_sentinel_cluster()

@@ -33,6 +33,16 @@ def login(port: int, username: str, password: str) -> str:
         return json.load(response)["access"]
 
 
+async def printed_password(log: Path) -> str:
+    """Wait for the runner's banner; return the administrator's password it printed."""
+    banner = await eventually(
+        lambda: "Host monitor is running" in (text := log.read_text()) and text,
+        60,
+        "no banner",
+    )
+    return re.search(r"password '([^']+)'", banner).group(1)
+
+
 def daphne_children(runner: psutil.Process) -> list[psutil.Process]:
     return [
         child
@@ -61,10 +71,7 @@ async def test_runner_serves_restarts_workers_and_stops_cleanly(
     args = [sys.executable, "manage.py", "runservice", "--port", str(port)]
     args += ["--workers", "2", "--interval", "1"]
     with processes.running(args, clean_environment, log) as runner:
-        await eventually(
-            lambda: "Host monitor is running" in log.read_text(), 60, "no banner"
-        )
-        password = re.search(r"password '([^']+)'", log.read_text()).group(1)
+        password = await printed_password(log)
         supervisor = psutil.Process(runner.pid)
         workers = await eventually(
             lambda: (
@@ -151,13 +158,18 @@ def test_runner_refuses_bad_flags(clean_environment, flags):
 # --- start-up checks (REDIS_URL, DATABASE_URL) ------------------------------------
 
 
+def start_and_fail(env: dict[str, str]):
+    """Run the runner with one worker on a free port, to the end (a failed check)."""
+    args = [sys.executable, "manage.py", "runservice", "--workers", "1"]
+    args += ["--port", str(processes.free_port())]
+    return processes.run_to_end(args, env)
+
+
 def test_unreachable_redis_stops_the_runner_naming_redis_url(clean_environment):
     port = processes.free_port()
     env = {**clean_environment, "REDIS_URL": f"redis://:hunter2@127.0.0.1:{port}/0"}
-    args = [sys.executable, "manage.py", "runservice", "--workers", "1"]
-    args += ["--port", str(processes.free_port())]
     started = time.monotonic()
-    result = processes.run_to_end(args, env)
+    result = start_and_fail(env)
     assert result.returncode != 0
     assert time.monotonic() - started < 30
     assert f"REDIS_URL=redis://:***@127.0.0.1:{port}/0" in result.stderr
@@ -167,14 +179,51 @@ def test_unreachable_redis_stops_the_runner_naming_redis_url(clean_environment):
     assert "Traceback" not in result.stderr
 
 
+def test_sentinels_that_name_no_master_stop_the_runner_naming_redis_url(
+    clean_environment,
+):
+    port = processes.free_port()
+    url = f"redis+sentinel://:hunter2@127.0.0.1:{port}/mymaster/0?sentinel_password=s3"
+    env = {**clean_environment, "REDIS_URL": url}
+    result = start_and_fail(env)
+    assert result.returncode != 0
+    shown = f"redis+sentinel://:***@127.0.0.1:{port}/mymaster/0?sentinel_password=***"
+    assert f"REDIS_URL={shown} within 10 s" in result.stderr
+    assert f"no Sentinel names a live master: 127.0.0.1:{port}: " in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "embedded Redis" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+async def test_runner_on_sentinels_starts_no_redis_of_its_own_and_streams(
+    tmp_path, clean_environment, sentinel_cluster
+):
+    port = processes.free_port()
+    log = tmp_path / "runner.log"
+    env = {**clean_environment, "REDIS_URL": sentinel_cluster.url()}
+    args = [sys.executable, "manage.py", "runservice", "--port", str(port)]
+    args += ["--workers", "1", "--interval", "1"]
+    with processes.running(args, env, log) as runner:
+        password = await printed_password(log)
+        token = await asyncio.to_thread(login, port, "admin", password)
+        ws = await open_socket(port, token)
+        assert (await receive_json(ws, within=5))["type"] == "metrics"
+        await ws.close()
+        children = psutil.Process(runner.pid).children(recursive=True)
+        assert not any("redis" in child.name() for child in children)
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(30) == 0
+    assert "embedded Redis" not in log.read_text()
+    latest = sentinel_cluster.server_client(sentinel_cluster.master())
+    assert latest.get("runner-test:latest") is not None
+
+
 def test_unopenable_database_stops_the_runner_naming_database_url(
     tmp_path, clean_environment
 ):
     url = f"sqlite:///{tmp_path / 'missing' / 'db.sqlite3'}"
     env = {**clean_environment, "DATABASE_URL": url}
-    args = [sys.executable, "manage.py", "runservice", "--workers", "1"]
-    args += ["--port", str(processes.free_port())]
-    result = processes.run_to_end(args, env)
+    result = start_and_fail(env)
     assert result.returncode != 0
     assert f"DATABASE_URL={url}" in result.stderr
     assert "is running" not in result.stdout

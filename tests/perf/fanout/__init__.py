@@ -20,8 +20,8 @@ time of the server's web processes (per delivery), of the publisher and Redis, a
 of the tool's own client processes (whether they were saturated, which would make
 the figures the tool's rather than the server's).
 
-Run from the project root (Redis: --redis-url, else 127.0.0.1:6379 if it answers,
-else an embedded redis-server the tool starts):
+Run from the project root (Redis: --redis-url, in any form REDIS_URL takes, else
+127.0.0.1:6379 if it answers, else an embedded redis-server the tool starts):
 
     .venv/bin/python -m tests.perf.fanout --clients 2000 [--workers 1]
         [--interval 1] [--broadcasts 10] [--client-processes 1]

@@ -12,6 +12,7 @@ import math
 import sys
 
 import tests.perf.fanout
+from core.redis_urls import is_sentinel_url, parse_sentinel_url
 from tests.perf.fanout import FanoutError
 from tests.perf.fanout.runs import TARGETS, run_until_signalled
 
@@ -60,10 +61,16 @@ def bounded_seconds(low: float, high: float):
 
 
 def redis_url(raw: str) -> str:
-    """An argparse type: a redis://, rediss:// or unix:// URL."""
-    if not raw.startswith(("redis://", "rediss://", "unix://")):
+    """An argparse type: a redis://, rediss:// or unix:// URL, or Sentinels'."""
+    if is_sentinel_url(raw):
+        try:
+            parse_sentinel_url(raw)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{error}, got {raw!r}") from None
+    elif not raw.startswith(("redis://", "rediss://", "unix://")):
         raise argparse.ArgumentTypeError(
-            f"must be a redis://, rediss:// or unix:// URL, got {raw!r}"
+            "must be a redis://, rediss:// or unix:// URL, or a redis+sentinel:// "
+            f"or rediss+sentinel:// URL, got {raw!r}"
         )
     return raw
 

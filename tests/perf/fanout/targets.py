@@ -261,8 +261,11 @@ class ServiceTarget(Target):
         args += ["--interval", str(self.interval)]
         from redis import asyncio as aioredis
 
+        from core.redis import make_async_pool
+
         # Made first: stop() deletes the run's keys with it, however far start got.
-        self.redis = aioredis.Redis.from_url(self.redis_url, socket_timeout=10)
+        pool = make_async_pool(self.redis_url, {"socket_timeout": 10})
+        self.redis = aioredis.Redis.from_pool(pool)
         self.process = await asyncio.to_thread(spawn, args, self.log, self.env)
         await self.wait_ready()
         await self.wait_idle()
@@ -429,7 +432,9 @@ def redis_answers(url: str) -> bool:
     """Whether a Redis server answers PING at `url`."""
     import redis
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    from core.redis import make_sync_client
+
+    client = make_sync_client(url, {"socket_connect_timeout": 2, "socket_timeout": 2})
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -18,6 +18,10 @@ BAD_ENVIRONMENTS = [
     ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
     ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"),
     ({"REDIS_URL": "redis://"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis+sentinel://h1:26379,h2:26379"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis+sentinel:///mymaster"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis+sentinel://h1:port/mymaster/0"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis+sentinel://h1/mymaster?timeout=1"}, "REDIS_URL"),
     ({"METRICS_INTERVAL": "abc"}, "METRICS_INTERVAL"),
     ({"METRICS_INTERVAL": "0"}, "METRICS_INTERVAL"),
     ({"METRICS_INTERVAL": "nan"}, "METRICS_INTERVAL"),
@@ -46,6 +50,29 @@ def test_bad_variable_stops_manage_py_naming_it(base_env, overrides, variable):
     assert result.returncode != 0
     assert variable in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_sentinel_url_is_refused_with_its_passwords_masked(base_env):
+    url = "redis+sentinel://:hunter2@h1:26379/mymaster/x?sentinel_password=s3cret"
+    result = run_to_end(
+        [sys.executable, "manage.py", "check"], {**base_env, "REDIS_URL": url}
+    )
+    assert result.returncode != 0
+    assert "REDIS_URL has a database number that is not a whole number" in (
+        result.stderr
+    )
+    assert "redis+sentinel://:***@h1:26379/mymaster/x?sentinel_password=***" in (
+        result.stderr
+    )
+    assert "hunter2" not in result.stderr
+    assert "s3cret" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_sentinel_url_passes_the_checks(base_env):
+    env = {**base_env, "REDIS_URL": "redis+sentinel://h1:26379,h2:26379/mymaster/0"}
+    result = run_to_end([sys.executable, "manage.py", "check", "--deploy"], env)
+    assert result.returncode == 0, result.stderr
 
 
 def test_bad_variable_stops_daphne_naming_it(base_env):
