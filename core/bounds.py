@@ -5,10 +5,14 @@ import argparse
 from collections.abc import Callable
 from typing import NamedTuple
 
+# The biggest frame a viewer may send (METRICS_WS_MAX_MESSAGE_BYTES is at most this;
+# bigger ones close the socket with 4009).
+VIEWER_MAX_MESSAGE_BYTES = 65536
 # daphne's --websocket-max-message-size as the service runs it: bigger client
-# messages are refused by daphne itself (close 1009), before our consumer, which
-# closes anything over METRICS_WS_MAX_MESSAGE_BYTES (at most this) with 4009.
-DAPHNE_MAX_MESSAGE_BYTES = 65536
+# messages are refused by daphne itself (close 1009), before any consumer. Above the
+# agents' limit (agent.protocol.MAX_FRAME_BYTES, 256 KiB), so that a frame just over
+# it gets the agent socket's own 4009.
+DAPHNE_MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 class Bounds(NamedTuple):

@@ -13,8 +13,10 @@ from typing import NamedTuple
 # The codes, one name each.
 UNAUTHORIZED = 4001
 FORBIDDEN = 4003
+NOT_FOUND = 4004
 TOO_MANY_MESSAGES = 4008
 MESSAGE_TOO_BIG = 4009
+REPLACED = 4010
 TOO_MANY_SOCKETS = 4029
 SERVER_ERROR = 1011
 
@@ -41,12 +43,24 @@ PASSWORD_CHANGED = Close(UNAUTHORIZED, "password changed")
 ANOTHER_USERS_TOKEN = Close(UNAUTHORIZED, "token of another user")
 # 4003: METRICS_REQUIRED_PERMISSION, at connect or on renewal.
 PERMISSION_REQUIRED = Close(FORBIDDEN, "permission required")
+# 4004: the host asked for is unknown or disabled (or, in time, not the user's to
+# see: the same answer, so that names cannot be probed), or none was asked for and
+# no default can be chosen.
+NO_SUCH_HOST = Close(NOT_FOUND, "no such host")
+NO_DEFAULT_HOST = Close(NOT_FOUND, "no host to show; choose one with ?host=NAME")
 # 4008 and 4009: the client's frames.
 RATE_EXCEEDED = Close(TOO_MANY_MESSAGES, "too many messages")
 FRAME_TOO_BIG = Close(MESSAGE_TOO_BIG, "message too big")
 # 4029: the user already holds METRICS_WS_MAX_SOCKETS_PER_USER sockets.
 SOCKET_QUOTA_EXCEEDED = Close(TOO_MANY_SOCKETS, "too many sockets for this user")
-# 1011: Redis could not be reached when the socket connected.
+# The agent socket (docs/agent-protocol.md; the codes are agent.protocol's).
+INVALID_HOST_TOKEN = Close(UNAUTHORIZED, "invalid host token")
+HOST_DISABLED = Close(UNAUTHORIZED, "host disabled")
+TOO_MANY_SNAPSHOTS = Close(TOO_MANY_MESSAGES, "too many snapshots")
+AGENT_FRAME_TOO_BIG = Close(MESSAGE_TOO_BIG, "frame too big")
+AGENT_REPLACED = Close(REPLACED, "replaced by a newer connection")
+# 1011: Redis could not be reached when the socket connected (or, for an agent,
+# when its snapshot was to be stored).
 DATA_STORE_UNAVAILABLE = Close(SERVER_ERROR, "data store unavailable")
 
 ALL = (
@@ -58,9 +72,16 @@ ALL = (
     PASSWORD_CHANGED,
     ANOTHER_USERS_TOKEN,
     PERMISSION_REQUIRED,
+    NO_SUCH_HOST,
+    NO_DEFAULT_HOST,
     RATE_EXCEEDED,
     FRAME_TOO_BIG,
     SOCKET_QUOTA_EXCEEDED,
+    INVALID_HOST_TOKEN,
+    HOST_DISABLED,
+    TOO_MANY_SNAPSHOTS,
+    AGENT_FRAME_TOO_BIG,
+    AGENT_REPLACED,
     DATA_STORE_UNAVAILABLE,
 )
 

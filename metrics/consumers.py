@@ -1,9 +1,10 @@
-"""The metrics WebSocket: authenticated clients receive every snapshot."""
+"""The metrics WebSocket: authenticated clients receive every snapshot of a host."""
 
 import json
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -15,6 +16,8 @@ from accounts.middleware import BEARER_PROTOCOL, get_socket_token
 from accounts.sessions import TokenSession
 from accounts.tokens import refusal
 from core import closes
+from metrics.directory import get_directory
+from metrics.events import host_frame
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.quotas import get_quota
@@ -31,18 +34,29 @@ MAX_ECHOED_TYPE = 40
 check_permission = database_sync_to_async(can_watch, thread_sensitive=False)
 
 
+def requested_host(scope: dict) -> str | None:
+    """The host named by `?host=` (None: not given; "" when given empty)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    values = parse_qs(query, keep_blank_values=True).get("host")
+    return values[0] if values else None
+
+
 class MetricsConsumer(AsyncJsonWebsocketConsumer):
-    """Streams snapshots to one authenticated client and answers its frames.
+    """Streams one host's snapshots to one authenticated client and answers its
+    frames.
 
     It has no channel of its own: the process's Fanout is the member of the
-    group `metrics` (and of the revocations group) for all its sockets, which
-    saves a Redis subscription per connect and a message per socket per event.
+    host's group (and of the revocations group) for all its sockets of that host,
+    which saves a Redis subscription per connect and a message per socket per
+    event.
     """
 
     # No channel-layer alias: Channels then makes no channel for each socket.
     channel_layer_alias = None
     joined = False
     user_id = ""
+    # The host watched (?host=NAME, else the default host); set before joining.
+    host = ""
     # Set once the user is known to be allowed; frames before that are ignored.
     authorized = False
     # Publish time of the snapshot sent on connect: the first broadcast may repeat it.
@@ -78,6 +92,14 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if not await self.may_watch(session.user):
             await self.refuse(closes.PERMISSION_REQUIRED)
             return
+        requested = requested_host(self.scope)
+        host = await get_directory().resolve(requested)
+        if host is None:
+            await self.refuse(
+                closes.NO_SUCH_HOST if requested is not None else closes.NO_DEFAULT_HOST
+            )
+            return
+        self.host = host
         self.user_id = session.user_id
         try:
             if not await get_quota().open(self.user_id):
@@ -88,11 +110,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             await get_fanout().join(self)
             self.joined = True
             joined_at = time.monotonic()
-            get_registry().add()
+            get_registry().add(host)
             if not await session.still_valid():
                 await self.refuse(closes.USER_INACTIVE)
                 return
-            latest = await load_latest(not_before=joined_at)
+            latest, state = await load_latest(host, not_before=joined_at)
         except (RedisError, OSError) as error:
             logger.warning("Redis unavailable on connect: %s", error)
             await self.refuse(closes.DATA_STORE_UNAVAILABLE)
@@ -117,6 +139,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             if not self.sent_already(published_at):
                 await self.send(text_data=text)
         self.held = None
+        fanout = get_fanout()
+        fanout.expect(host, state.interval)
+        if not state.online or host in fanout.offline:
+            fanout.offline.add(host)
+            await self.send_host_state(host_frame(host, online=False))
 
     def subprotocol(self) -> str | None:
         """The subprotocol to accept: `bearer` if offered (never the token after it)."""
@@ -151,7 +178,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if not self.joined:
             return
         self.joined = False
-        get_registry().remove()
+        get_registry().remove(self.host)
         try:
             await get_fanout().leave(self)
         except (RedisError, OSError) as error:
@@ -189,6 +216,12 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self.send_error(f"unknown message type {kind[:MAX_ECHOED_TYPE]!r}")
 
+    async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
+        """Send a frame of ours, naming the host it is about."""
+        if self.host:
+            content = {**content, "host": self.host}
+        await super().send_json(content, close=close)
+
     async def send_error(self, message: str) -> None:
         """Tell the client what was wrong with its frame; the socket stays open."""
         await self.send_json({"type": "error", "message": message})
@@ -214,6 +247,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         repeated = self.sent_already(published_at)
         self.sent_on_connect = None
         if not repeated:
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    async def send_host_state(self, text: str) -> None:
+        """Tell the client its host went offline or came back (a ready frame)."""
+        if self.held is None:
             await self.base_send({"type": "websocket.send", "text": text})
 
     def sent_already(self, published_at: float | None) -> bool:

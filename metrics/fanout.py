@@ -1,17 +1,23 @@
-"""One member of the group `metrics` per web process, writing to all its sockets.
+"""One member of each watched host's group per web process, writing to all its
+sockets of that host.
 
 With a thousand sockets in a process, a channel-layer message and a consumer
 dispatch per socket cost far more than the sending itself, and a channel per
-socket costs a Redis subscription on every connect. Instead the process joins
-the group once, for all its sockets: a snapshot event arrives once, its text is
-wrapped once as a SharedText (framed once by runner.webserver) and written
-straight to every local socket. Any other event sent to the group is dispatched
-to every consumer, as if each were a member itself.
+socket costs a Redis subscription on every connect. Instead the process has one
+channel, which joins a host's group (`metrics.<host>`) when the process's first
+viewer of that host connects and leaves it with the last: a snapshot event
+arrives once per process, its text is wrapped once as a SharedText (framed once
+by runner.webserver) and written straight to every local socket of that host. Any
+other event sent to a group is dispatched to every consumer, as if each were a
+member itself.
 
-The same membership hears of revoked users (accounts.revocation): their sockets
+The same channel hears of revoked users (accounts.revocation): their sockets
 here close with 4001, and it tells the token sessions (accounts.sessions) when
 revocations begin and cease to reach the process, and whom they revoke.
-"""
+
+It also tells a host's viewers when the host goes offline (its agent
+disconnected, or no snapshot came for MISSED_INTERVALS of its intervals: a timer
+per host, restarted by every snapshot) and when it comes back (its next snapshot)."""
 
 import asyncio
 import contextlib
@@ -29,38 +35,50 @@ from accounts.revocation import (
 from accounts.sessions import revocations_heard, revocations_unheard, user_revoked
 from core.frames import SharedText
 from core.loop_local import LoopLocal
-from metrics.events import EVENT_TYPE, GROUP
+from metrics.events import EVENT_TYPE, HOST_EVENT_TYPE, host_frame, host_group
+from metrics.hoststate import MISSED_INTERVALS
 
 logger = logging.getLogger(__name__)
 
-GROUPS = (GROUP, REVOCATION_GROUP)
+# Before a host's first snapshot reaches a process that has viewers of it, allow
+# this much beyond MISSED_INTERVALS intervals: the time its agent takes to go live.
+GOING_LIVE_GRACE = 1.0
 
 
 class Member(Protocol):
-    """A socket that receives the group's events (metrics.consumers.MetricsConsumer)."""
+    """A socket that receives its host's events (metrics.consumers.MetricsConsumer)."""
 
     user_id: str
+    host: str
 
     async def send_snapshot(self, published_at: float | None, text: str) -> None: ...
+
+    async def send_host_state(self, text: str) -> None: ...
 
     async def dispatch(self, message: dict[str, Any]) -> None: ...
 
 
 class Fanout:
-    """This process's membership of the group `metrics`, shared by its sockets."""
+    """This process's memberships: the revocations group while it has sockets, and
+    the group of each host it has viewers of, shared by those viewers."""
 
     def __init__(self) -> None:
-        self.members: set[Member] = set()
+        self.members: dict[str, set[Member]] = {}
         self.channel_layer = get_channel_layer()
         self.channel: str | None = None
         self.task: asyncio.Task | None = None
         self.lock = asyncio.Lock()
+        # Hosts this process has told its viewers are offline.
+        self.offline: set[str] = set()
+        # Per host: the timer that declares it offline when its snapshots stop.
+        self.watchdogs: dict[str, asyncio.TimerHandle] = {}
 
     async def join(self, member: Member) -> None:
-        """Start delivering the group's events to `member`.
+        """Start delivering `member`'s host's events to it.
 
-        The first join makes the process a member of the groups; if Redis cannot
-        be reached, it raises and the next join tries again.
+        The first join makes the process a member of the revocations group, the
+        first of a host a member of that host's group; if Redis cannot be reached,
+        it raises and the next join tries again.
         """
         async with self.lock:
             if self.channel is None:
@@ -68,33 +86,87 @@ class Fanout:
                 # Reading from the start: cancelling it also drops the channel.
                 task = asyncio.create_task(self.receive_forever(channel))
                 try:
-                    for group in GROUPS:
-                        await self.channel_layer.group_add(group, channel)
+                    await self.channel_layer.group_add(REVOCATION_GROUP, channel)
                 except BaseException:
                     task.cancel()
                     with contextlib.suppress(Exception):
-                        await self.discard(channel)
+                        await self.channel_layer.group_discard(
+                            REVOCATION_GROUP, channel
+                        )
                     raise
                 self.channel, self.task = channel, task
                 revocations_heard()
-            self.members.add(member)
+            host = member.host
+            if host not in self.members:
+                await self.channel_layer.group_add(host_group(host), self.channel)
+                self.members[host] = set()
+            self.members[host].add(member)
 
     async def leave(self, member: Member) -> None:
-        """Stop delivering to `member`; the last to leave takes the process out."""
-        self.members.discard(member)
+        """Stop delivering to `member`; the last of a host takes the process out of
+        the host's group, the last of all out of every group."""
+        viewers = self.members.get(member.host)
+        if viewers is None or member not in viewers:
+            return
+        viewers.discard(member)
         async with self.lock:
-            if self.members or self.channel is None:
+            host = member.host
+            if self.channel is None:
+                return
+            if host in self.members and not self.members[host]:
+                del self.members[host]
+                self.forget(host)
+                await self.channel_layer.group_discard(host_group(host), self.channel)
+            if self.members:
                 return
             channel, self.channel = self.channel, None
             self.task.cancel()
             self.task = None
             revocations_unheard()
-            await self.discard(channel)
+            await self.channel_layer.group_discard(REVOCATION_GROUP, channel)
 
-    async def discard(self, channel: str) -> None:
-        """Take a channel out of the groups (it is in none of them on return)."""
-        for group in GROUPS:
-            await self.channel_layer.group_discard(group, channel)
+    def watch(self, host: str, interval: object, grace: float = 0.0) -> None:
+        """(Re)start the timer that declares `host` offline if no snapshot of it
+        comes within MISSED_INTERVALS intervals (and `grace`)."""
+        self.stop_watching(host)
+        if not isinstance(interval, int | float) or not interval > 0:
+            return
+        delay = MISSED_INTERVALS * interval + grace
+        self.watchdogs[host] = asyncio.get_running_loop().call_later(
+            delay, lambda: asyncio.ensure_future(self.set_online(host, False))
+        )
+
+    def expect(self, host: str, interval: float | None) -> None:
+        """Watch a host newly joined, whose interval is now known, if not yet
+        watched: its first snapshot may take a while (GOING_LIVE_GRACE) more."""
+        if host in self.members and host not in self.watchdogs:
+            self.watch(host, interval, GOING_LIVE_GRACE)
+
+    def stop_watching(self, host: str) -> None:
+        """Stop a host's timer, if it has one."""
+        watchdog = self.watchdogs.pop(host, None)
+        if watchdog is not None:
+            watchdog.cancel()
+
+    def forget(self, host: str) -> None:
+        """Forget a host this process no longer has viewers of."""
+        self.stop_watching(host)
+        self.offline.discard(host)
+
+    async def set_online(self, host: str, online: bool) -> None:
+        """Tell the host's viewers here when it goes offline or comes back."""
+        if host not in self.members or (host not in self.offline) == online:
+            return
+        if online:
+            self.offline.discard(host)
+        else:
+            self.offline.add(host)
+        frame = SharedText(host_frame(host, online))
+        for member in list(self.members.get(host, ())):
+            try:
+                await member.send_host_state(frame)
+            except Exception:
+                logger.exception("Could not tell one socket of its host's state")
 
     async def receive_forever(self, channel: str) -> None:
         """Deliver each event of the groups to the members until cancelled."""
@@ -109,32 +181,45 @@ class Fanout:
                 logger.exception("Could not deliver an event of the group")
 
     async def deliver(self, event: object) -> None:
-        """Write a snapshot to every member; close a revoked user's sockets; pass
-        any other event to every member's handler."""
+        """Write a snapshot to its host's members; tell them when the host goes
+        offline; close a revoked user's sockets; pass any other event to every
+        member's handler."""
         if not isinstance(event, dict):
             logger.warning("Dropped a group message that is not an event: %r", event)
             return
         kind = event.get("type")
         if kind == EVENT_TYPE:
             await self.broadcast(event)
+        elif kind == HOST_EVENT_TYPE:
+            host = event.get("host")
+            if isinstance(host, str) and event.get("online") is False:
+                self.stop_watching(host)
+                await self.set_online(host, False)
         elif kind == USER_REVOKED_EVENT:
             user_id = str(event.get("user_id"))
             user_revoked(user_id)
-            revoked = [member for member in self.members if member.user_id == user_id]
+            revoked = [m for m in self.everyone() if m.user_id == user_id]
             close = revocation_close(event)
             await self.dispatch(revoked, {"type": REVOKED_EVENT, "close": close})
         else:
-            await self.dispatch(list(self.members), event)
+            await self.dispatch(self.everyone(), event)
+
+    def everyone(self) -> list[Member]:
+        """Every socket of this process, of every host."""
+        return [member for viewers in self.members.values() for member in viewers]
 
     async def broadcast(self, event: dict[str, Any]) -> None:
-        """Send a snapshot event's text, framed once, to every member."""
+        """Send a snapshot event's text, framed once, to its host's members."""
         text = event.get("text")
-        if not isinstance(text, str):
-            logger.warning("Dropped a snapshot event without text")
+        host = event.get("host")
+        if not isinstance(text, str) or not isinstance(host, str):
+            logger.warning("Dropped a snapshot event without text or host")
             return
+        self.watch(host, event.get("interval"))
+        await self.set_online(host, True)
         published_at = event.get("ts")
         shared = SharedText(text)
-        for member in list(self.members):
+        for member in list(self.members.get(host, ())):
             try:
                 await member.send_snapshot(published_at, shared)
             except Exception:

@@ -1,4 +1,5 @@
-"""A leader lock in Redis, so that one publisher of many publishes at a time."""
+"""A leader lock in Redis, so that one publisher of a host, of many, publishes at a
+time."""
 
 import os
 import socket
@@ -35,11 +36,11 @@ class LeaderLock:
     expires; nobody needs to notice the death.
     """
 
-    def __init__(self, client: aioredis.Redis, ttl: float) -> None:
+    def __init__(self, client: aioredis.Redis, ttl: float, host: str) -> None:
         self.client = client
         self.ttl_ms = max(int(ttl * 1000), 1)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.key = redis_key("publisher", "leader")
+        self.key = redis_key("host", host, "leader")
         self.held = False
 
     async def acquire_or_renew(self) -> bool:

@@ -1,4 +1,7 @@
-"""Publishing snapshots to the `metrics` group on a fixed schedule."""
+"""The local publisher: this machine's snapshots, published as host
+METRICS_HOST_NAME straight to Redis on a fixed schedule, live while somebody
+watches that host and every METRICS_IDLE_INTERVAL seconds while nobody does (the
+same rule agents follow)."""
 
 import asyncio
 import contextlib
@@ -15,16 +18,14 @@ from agent.collectors import HostCollector
 from agent.schedule import next_tick
 from agent.snapshots import build_snapshot
 from core.redis import get_redis
-from metrics.events import GROUP, make_event
+from metrics.events import host_group, make_event
+from metrics.hoststate import HostLease
 from metrics.leadership import LeaderLock
-from metrics.store import save_heartbeat, store_snapshot
+from metrics.store import LATEST_TTL_INTERVALS, save_heartbeat, store_snapshot
 from metrics.viewers import count_viewers
 
 logger = logging.getLogger(__name__)
 
-# How long the latest snapshot stays in Redis, in intervals: long enough to bridge
-# one missed tick, short enough that a stopped publisher's figures are not served.
-LATEST_TTL_INTERVALS = 3
 # The leader lock outlives its last renewal by this many intervals; a standby looks
 # twice an interval, so it takes over within 2.5 intervals of the leader's death.
 LEADER_TTL_INTERVALS = 2
@@ -35,15 +36,20 @@ INITIAL_BACKOFF = 0.5
 WARM_UP = 0.5
 # While nobody watches, look this often for a first viewer.
 IDLE_POLL = 0.25
+# The publisher's hold on its host (metrics.hoststate) outlives its last renewal by
+# this many intervals (and a second): it renews it at every step.
+LEASE_INTERVALS = 2
 
 PUBLISH_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
 class Publisher:
-    """Broadcasts a snapshot to the `metrics` group every interval.
+    """Broadcasts a snapshot of this machine, as host `host`, to that host's group
+    every interval while somebody watches it, every `idle_interval` while nobody
+    does (0: not at all).
 
-    Only the holder of the leader lock publishes, and only while somebody watches;
-    the others stand by. Redis outages are logged and retried with backoff.
+    Only the holder of the host's leader lock publishes; the others stand by.
+    Redis outages are logged and retried with backoff.
     """
 
     def __init__(
@@ -53,9 +59,18 @@ class Publisher:
         collector: HostCollector | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        host: str | None = None,
+        idle_interval: float | None = None,
     ) -> None:
         self.channel_layer = channel_layer
         self.interval = interval
+        self.host = host or settings.METRICS_HOST_NAME
+        if idle_interval is None:
+            idle_interval = settings.METRICS_IDLE_INTERVAL
+        self.idle_interval = idle_interval
+        # Whether somebody watches the host, as of the last step.
+        self.live = False
+        self.lease: HostLease | None = None
         self.collector = collector or HostCollector(
             net_exclude=settings.METRICS_NET_EXCLUDE,
             disk_exclude=settings.METRICS_DISK_EXCLUDE,
@@ -69,22 +84,33 @@ class Publisher:
         # When the collector's baselines were last taken (clock time).
         self.primed_at: float | None = None
 
+    @property
+    def period(self) -> float:
+        """Seconds between snapshots now (0: none while nobody watches)."""
+        return self.interval if self.live else self.idle_interval
+
     async def publish_once(self) -> dict[str, Any]:
         """Collect, store as latest and broadcast one snapshot; return the event."""
         data = await asyncio.to_thread(self.collector.collect)
         self.primed_at = self.clock()
         published_at = self.wall_clock()
         snapshot = build_snapshot(data, datetime.fromtimestamp(published_at, tz=UTC))
-        event = make_event(snapshot, published_at)
-        await store_snapshot(event, ttl=LATEST_TTL_INTERVALS * self.interval)
-        await self.channel_layer.group_send(GROUP, event)
+        event = make_event(snapshot, published_at, self.host, self.interval)
+        ttl = LATEST_TTL_INTERVALS * (self.period or self.interval)
+        await store_snapshot(event, ttl=ttl)
+        await self.channel_layer.group_send(host_group(self.host), event)
         self.published += 1
         logger.debug("Published snapshot %s", snapshot["timestamp"])
         return event
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish on the schedule until `stop` is set, riding out Redis outages."""
-        lock = LeaderLock(get_redis(), ttl=LEADER_TTL_INTERVALS * self.interval)
+        lock = LeaderLock(
+            get_redis(), ttl=LEADER_TTL_INTERVALS * self.interval, host=self.host
+        )
+        self.lease = HostLease(
+            self.host, lock.owner, seconds=LEASE_INTERVALS * self.interval + 1
+        )
         due = self.clock()
         backoff = 0.0
         try:
@@ -108,6 +134,7 @@ class Publisher:
         finally:
             with contextlib.suppress(*PUBLISH_ERRORS):
                 await lock.release()
+                await self.lease.release()
 
     async def step(self, lock: LeaderLock) -> float:
         """Do what is due now; return the clock time of the next step."""
@@ -118,19 +145,30 @@ class Publisher:
             await self.prime()
             return self.clock() + self.interval / 2
         await save_heartbeat(self.wall_clock(), self.interval)
-        if await count_viewers() == 0:
-            self._enter("idle", "Nobody is watching; collection paused")
+        live = await count_viewers(self.host) > 0
+        if not await self.lease.renew(live):
+            await self.lease.claim(self.interval, self.idle_interval, live)
+        if live != self.live or self.state not in ("publishing", "idle"):
+            self.live = live
             self.next_tick = None
+        if not self.period:
+            self._enter("idle", "Nobody is watching; collection paused")
             return self.clock() + IDLE_POLL
         if self.next_tick is None:
-            self._enter("publishing", f"Publishing every {self.interval:g} s")
-            if self.primed_at is None or self.clock() - self.primed_at > self.interval:
+            if live:
+                self._enter("publishing", f"Publishing every {self.interval:g} s")
+            else:
+                self._enter(
+                    "idle",
+                    f"Nobody is watching; a snapshot every {self.idle_interval:g} s",
+                )
+            if self.primed_at is None or self.clock() - self.primed_at > self.period:
                 await self.prime()
-            # Baselines older than an interval were replaced; recent ones still need
+            # Baselines older than a period were replaced; recent ones still need
             # WARM_UP behind them before the first snapshot.
             self.next_tick = max(self.clock(), self.primed_at + WARM_UP)
-            if self.next_tick > self.clock():
-                return self.next_tick
+        if self.next_tick > self.clock():
+            return self.wake_at(self.next_tick)
         due = self.next_tick
         try:
             await self.publish_once()
@@ -138,11 +176,16 @@ class Publisher:
             raise
         except Exception:
             logger.exception("Collecting a snapshot failed; trying next tick")
-        self.next_tick = next_tick(due, self.interval, self.clock())
-        missed = round((self.next_tick - due) / self.interval) - 1
+        self.next_tick = next_tick(due, self.period, self.clock())
+        missed = round((self.next_tick - due) / self.period) - 1
         if missed > 0:
             logger.warning("Collection overran; skipped %d tick(s)", missed)
-        return self.next_tick
+        return self.wake_at(self.next_tick)
+
+    def wake_at(self, tick: float) -> float:
+        """When to step next: at the tick, or sooner while idle, so that a first
+        viewer is seen within IDLE_POLL."""
+        return tick if self.live else min(tick, self.clock() + IDLE_POLL)
 
     async def prime(self) -> None:
         """Take new counter baselines for the next snapshot's rates."""

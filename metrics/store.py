@@ -1,10 +1,12 @@
-"""Snapshots kept in Redis: the latest, for a client that connects between ticks, a
-bounded history, for a dashboard that opens with the last minutes drawn, and the
-leading publisher's heartbeat."""
+"""Snapshots kept in Redis, per host: the latest, for a client that connects between
+ticks, and a bounded history, for a dashboard that opens with the last minutes
+drawn; and the leading local publisher's heartbeat."""
 
+import functools
 import json
 import socket
-from typing import Any
+import time
+from typing import Any, NamedTuple
 
 from django.conf import settings
 
@@ -13,22 +15,78 @@ from core.keys import redis_key
 from core.loop_local import LoopLocal
 from core.redis import get_redis, get_sync_redis
 from core.singleflight import SingleFlight
+from metrics.hoststate import STATE_TTL_SECONDS, HostState, parse_state, state_key
 
 
-async def store_snapshot(event: dict[str, Any], ttl: float) -> None:
-    """Store a snapshot event as the latest (expiring after `ttl` s) and in history.
+class Latest(NamedTuple):
+    """A host's latest snapshot event (None: none kept) and its state."""
+
+    event: dict[str, Any] | None
+    state: HostState
+
+
+# How long the latest snapshot stays in Redis, in intervals: long enough to bridge
+# one missed tick, short enough that a stopped sender's figures are not served.
+LATEST_TTL_INTERVALS = 3
+
+# Add a snapshot to a host's history unless one with its timestamp is there already,
+# then trim what is older than the history keeps. KEYS: history. ARGV: score (the
+# timestamp, in seconds), text, trim-before score, seconds the key outlives this.
+# Returns 1 if it was added.
+_ADD_ONCE = """
+local added = 0
+if #redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1], 'LIMIT', 0, 1) == 0 then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+    added = 1
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return added
+"""
+
+
+def latest_key(host: str) -> str:
+    """The key of a host's latest snapshot event."""
+    return redis_key("host", host, "latest")
+
+
+def history_key(host: str) -> str:
+    """The key of a host's history."""
+    return redis_key("host", host, "history")
+
+
+def _add_once(target: Any, host: str, ts: float, text: str) -> Any:
+    keep = settings.METRICS_HISTORY_SECONDS
+    return target.eval(
+        _ADD_ONCE, 1, history_key(host), repr(ts), text, repr(ts - keep), int(keep) + 60
+    )
+
+
+async def store_snapshot(
+    event: dict[str, Any], ttl: float, clock_skew: bool = False
+) -> None:
+    """Store a live snapshot event of its host: as the latest (expiring after `ttl`
+    s), in the history (once per timestamp), and as the host's last sight of it.
 
     History keeps METRICS_HISTORY_SECONDS of snapshots; older ones are trimmed here,
     so the set stays bounded whatever the interval.
     """
-    keep = settings.METRICS_HISTORY_SECONDS
-    history = redis_key("history")
+    host = event["host"]
     async with get_redis().pipeline(transaction=False) as pipe:
-        pipe.set(redis_key("latest"), json.dumps(event), px=int(ttl * 1000))
-        pipe.zadd(history, {event["text"]: event["ts"]})
-        pipe.zremrangebyscore(history, "-inf", f"({event['ts'] - keep}")
-        pipe.expire(history, int(keep) + 60)
+        pipe.set(latest_key(host), json.dumps(event), px=int(ttl * 1000))
+        _add_once(pipe, host, event["ts"], event["text"])
+        pipe.hset(
+            state_key(host),
+            mapping={"last_seen": repr(event["ts"]), "clock_skew": int(clock_skew)},
+        )
+        pipe.expire(state_key(host), STATE_TTL_SECONDS)
         await pipe.execute()
+
+
+async def store_backfill(host: str, ts: float, text: str) -> bool:
+    """Put a snapshot taken while its agent was away into the host's history (once
+    per timestamp); return whether it was new."""
+    return bool(await _add_once(get_redis(), host, ts, text))
 
 
 async def save_heartbeat(wall_time: float, interval: float) -> None:
@@ -57,33 +115,43 @@ async def load_heartbeat() -> dict[str, Any] | None:
     return parse_heartbeat(await get_redis().get(redis_key("publisher", "heartbeat")))
 
 
-def load_history(since: float) -> tuple[list[str], dict[str, Any] | None]:
-    """Return the snapshot texts published since wall time `since`, oldest first,
-    with the publisher's heartbeat."""
+def load_history(host: str, since: float) -> tuple[list[str], HostState]:
+    """Return a host's snapshot texts taken since wall time `since`, oldest first,
+    with its state."""
     client = get_sync_redis()
     with client.pipeline(transaction=False) as pipe:
-        pipe.zrangebyscore(redis_key("history"), since, "+inf")
-        pipe.get(redis_key("publisher", "heartbeat"))
-        texts, beat = pipe.execute()
-    return [text.decode() for text in texts], parse_heartbeat(beat)
+        pipe.zrangebyscore(history_key(host), since, "+inf")
+        pipe.hgetall(state_key(host))
+        texts, state = pipe.execute()
+    return [text.decode() for text in texts], parse_state(state, time.time())
 
 
-_latest_reads: LoopLocal[SingleFlight[dict[str, Any] | None]] = LoopLocal(SingleFlight)
+_latest_reads: LoopLocal[SingleFlight[Latest]] = LoopLocal(SingleFlight)
 
 
-async def load_latest(not_before: float | None = None) -> dict[str, Any] | None:
-    """Return the latest snapshot event, or None if there is none (or it is garbled).
+async def load_latest(host: str, not_before: float | None = None) -> Latest:
+    """Return a host's latest snapshot event (None if there is none, or it is
+    garbled) and its state.
 
     Callers that overlap share one read, if it is sent no earlier than `not_before`
-    (a time.monotonic() value): a storm of connects costs a few GETs, not one each,
+    (a time.monotonic() value): a storm of connects costs a few reads, not one each,
     and none gets an answer older than it asked for. The event's text is a
     SharedText, framed once for all of them.
     """
-    return await _latest_reads.get().run("latest", _read_latest, not_before)
+    return await _latest_reads.get().run(
+        host, functools.partial(_read_latest, host), not_before
+    )
 
 
-async def _read_latest() -> dict[str, Any] | None:
-    raw = await get_redis().get(redis_key("latest"))
+async def _read_latest(host: str) -> Latest:
+    async with get_redis().pipeline(transaction=False) as pipe:
+        pipe.get(latest_key(host))
+        pipe.hgetall(state_key(host))
+        raw, state = await pipe.execute()
+    return Latest(_parse_event(raw), parse_state(state, time.time()))
+
+
+def _parse_event(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:

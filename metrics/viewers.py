@@ -1,15 +1,17 @@
-"""How many clients watch, counted across every web process through Redis.
+"""How many clients watch each host, counted across every web process through Redis.
 
-Each web process writes its own count into one hash, stamped with an expiry time
-from Redis's own clock, and renews it while alive; a process killed with SIGKILL
-stops counting within METRICS_VIEWER_TTL seconds. The publisher sums the live
-entries (and drops the dead ones) to decide whether anybody is watching.
+Each web process writes its own count of a host's viewers into that host's hash,
+stamped with an expiry time from Redis's own clock, and renews it while alive; a
+process killed with SIGKILL stops counting within METRICS_VIEWER_TTL seconds. The
+host's agent connection, or the local publisher, sums the live entries (and drops
+the dead ones) to decide whether anybody is watching.
 """
 
 import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -49,28 +51,41 @@ return total
 """
 
 
-async def count_viewers() -> int:
-    """Return the number of clients connected to all live web processes."""
-    return int(await get_redis().eval(_COUNT, 1, redis_key("viewers")))
+def viewers_key(host: str) -> str:
+    """The key of a host's viewer counts."""
+    return redis_key("viewers", host)
+
+
+async def count_viewers(host: str) -> int:
+    """Return the number of `host`'s viewers connected to all live web processes."""
+    return int(await get_redis().eval(_COUNT, 1, viewers_key(host)))
 
 
 class ViewerRegistry:
-    """This process's count of watching clients, kept current in Redis."""
+    """This process's counts of watching clients per host, kept current in Redis."""
 
     def __init__(self) -> None:
         self.field = uuid.uuid4().hex
-        self.count = 0
+        self.counts: Counter[str] = Counter()
+        # Hosts whose count Redis holds (a host counted down to 0 is written once
+        # more, as 0, then left out).
+        self.written: set[str] = set()
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    def add(self) -> None:
-        """Count one more client."""
-        self.count += 1
+    @property
+    def count(self) -> int:
+        """Clients of every host."""
+        return sum(self.counts.values())
+
+    def add(self, host: str) -> None:
+        """Count one more client of `host`."""
+        self.counts[host] += 1
         self._report()
 
-    def remove(self) -> None:
-        """Count one client fewer."""
-        self.count = max(self.count - 1, 0)
+    def remove(self, host: str) -> None:
+        """Count one client of `host` fewer."""
+        self.counts[host] = max(self.counts[host] - 1, 0)
         self._report()
 
     def _report(self) -> None:
@@ -85,9 +100,7 @@ class ViewerRegistry:
         while True:
             self._changed.clear()
             try:
-                await get_redis().eval(
-                    _RECORD, 1, redis_key("viewers"), self.field, self.count, ttl_ms
-                )
+                await self._write(ttl_ms)
             except (RedisError, OSError) as error:
                 logger.warning("Could not record the viewer count: %s", error)
                 await asyncio.sleep(RETRY_DELAY)
@@ -98,14 +111,32 @@ class ViewerRegistry:
                 async with asyncio.timeout(heartbeat):
                     await self._changed.wait()
 
+    async def _write(self, ttl_ms: int) -> None:
+        """Write this process's count of each host it has (or just had) viewers of."""
+        counts = {host: count for host, count in self.counts.items() if count}
+        gone = self.written - counts.keys()
+        async with get_redis().pipeline(transaction=False) as pipe:
+            for host, count in counts.items():
+                pipe.eval(_RECORD, 1, viewers_key(host), self.field, count, ttl_ms)
+            for host in gone:
+                pipe.hdel(viewers_key(host), self.field)
+            await pipe.execute()
+        self.written = set(counts)
+        for host in gone:
+            if not self.counts[host]:
+                del self.counts[host]
+
     async def close(self) -> None:
-        """Stop renewing and delete this process's count."""
+        """Stop renewing and delete this process's counts."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(RedisError, OSError):
-            await get_redis().hdel(redis_key("viewers"), self.field)
+            async with get_redis().pipeline(transaction=False) as pipe:
+                for host in self.written | set(self.counts):
+                    pipe.hdel(viewers_key(host), self.field)
+                await pipe.execute()
 
 
 # One per event loop; tests close theirs (tests/support/viewers.py).

@@ -1,9 +1,10 @@
-"""HTTP views of the metrics app: the recent history of snapshots, the dashboard
-and its icon."""
+"""HTTP views of the metrics app: the hosts, the recent history of a host's
+snapshots, the dashboard and its icon."""
 
 import json
 import re
 import time
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -11,11 +12,14 @@ from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 from redis.exceptions import RedisError
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from agent.snapshots import format_timestamp
+from metrics.directory import read_hosts
+from metrics.hoststate import load_host_states
 from metrics.permissions import CanWatchMetrics
 from metrics.store import load_history
 
@@ -37,8 +41,55 @@ def parse_seconds(raw: str | None, limit: float) -> int:
     return int(raw)
 
 
+def choose_host(requested: str | None) -> str:
+    """The host a request names (`?host=`), else the default host; 404 for an
+    unknown or disabled host, or when no default can be chosen."""
+    hosts = read_hosts()
+    if requested is None:
+        host = hosts.default()
+        if host is None:
+            raise NotFound("No host to show; choose one with ?host=NAME.")
+        return host
+    if requested not in hosts.enabled:
+        raise NotFound("No such host.")
+    return requested
+
+
+def iso_time(moment: float | None) -> str | None:
+    """A wall time as the timestamps are written, or None."""
+    if moment is None:
+        return None
+    return format_timestamp(datetime.fromtimestamp(moment, tz=UTC))
+
+
+class HostsView(APIView):
+    """GET the hosts that may be watched: name, online, last seen, interval, and
+    whether the host's clock is off."""
+
+    permission_classes = (IsAuthenticated, CanWatchMetrics)
+
+    def get(self, request: Request) -> HttpResponse:
+        names = sorted(read_hosts().enabled)
+        try:
+            states = load_host_states(names)
+        except (RedisError, OSError):
+            raise RedisUnavailable from None
+        hosts = [
+            {
+                "name": name,
+                "online": states[name].online,
+                "last_seen": iso_time(states[name].last_seen),
+                "interval": states[name].interval,
+                "clock_skew": states[name].clock_skew,
+            }
+            for name in names
+        ]
+        return HttpResponse(json.dumps(hosts), content_type="application/json")
+
+
 class HistoryView(APIView):
-    """GET the snapshots of the last `seconds` (default and most: the kept history)."""
+    """GET a host's snapshots of the last `seconds` (default and most: the kept
+    history); the host is `?host=NAME`, else the default host."""
 
     permission_classes = (IsAuthenticated, CanWatchMetrics)
 
@@ -46,12 +97,12 @@ class HistoryView(APIView):
         seconds = parse_seconds(
             request.query_params.get("seconds"), settings.METRICS_HISTORY_SECONDS
         )
+        host = choose_host(request.query_params.get("host"))
         try:
-            texts, beat = load_history(time.time() - seconds)
+            texts, state = load_history(host, time.time() - seconds)
         except (RedisError, OSError):
             raise RedisUnavailable from None
-        interval = beat["interval"] if beat else settings.METRICS_INTERVAL
-        host = beat["host"] if beat else ""
+        interval = state.interval or settings.METRICS_INTERVAL
         head = json.dumps({"interval": interval, "seconds": seconds, "host": host})
         # The snapshots are stored as the JSON clients receive; splice them in as is.
         body = f'{head[:-1]}, "snapshots": [{",".join(texts)}]}}'

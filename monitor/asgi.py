@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, the authenticated metrics socket otherwise."""
+"""ASGI entry point: Django for HTTP; for sockets, the agents' socket, and the
+viewers' socket behind the origin check and the JWT middleware."""
 
 import os
 
@@ -16,16 +17,25 @@ except ImproperlyConfigured as error:
     raise SystemExit(f"Configuration error: {error}") from None
 
 from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import re_path
 
 from accounts.middleware import JWTAuthMiddlewareStack
 from accounts.origins import AllowedHostsOriginCheck
-from monitor.routing import websocket_urlpatterns
+from monitor.routing import agent_urlpatterns, websocket_urlpatterns
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginCheck(
-            JWTAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": URLRouter(
+            [
+                *agent_urlpatterns,
+                re_path(
+                    r"",
+                    AllowedHostsOriginCheck(
+                        JWTAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+                    ),
+                ),
+            ]
         ),
     }
 )

@@ -1,8 +1,15 @@
 from channels.security.websocket import WebsocketDenier
 from django.urls import path, re_path
 
+from metrics.agents import AgentConsumer
 from metrics.consumers import MetricsConsumer
 
+# Agents are programs, not pages: no Origin, and a host token instead of a JWT.
+agent_urlpatterns = [
+    path("api/ws/agent", AgentConsumer.as_asgi()),
+]
+
+# Viewers: pages of ALLOWED_HOSTS and programs, with a user's JWT.
 websocket_urlpatterns = [
     path("api/ws/metrics", MetricsConsumer.as_asgi()),
     # Any other path: refuse the handshake (HTTP 403) rather than fail with 500.

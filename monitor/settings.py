@@ -5,6 +5,7 @@ invalid value raises ImproperlyConfigured at start-up, naming the variable to fi
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,7 +14,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from agent.devices import DEFAULT_DISK_EXCLUDE, DEFAULT_NET_EXCLUDE
-from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, INTERVAL_SECONDS, Bounds
+from core.bounds import INTERVAL_SECONDS, VIEWER_MAX_MESSAGE_BYTES, Bounds
+from core.hostnames import HOST_NAME_PATTERN, default_host_name
 from core.keys import redis_key
 from core.masking import masked
 from core.redis import channel_layer_host
@@ -311,6 +313,40 @@ METRICS_REDIS_PREFIX = os.environ.get("METRICS_REDIS_PREFIX", "").strip() or "mo
 
 METRICS_INTERVAL = env_number("METRICS_INTERVAL", default=5, bounds=INTERVAL_SECONDS)
 
+
+def env_host_name(name: str, default: str) -> str:
+    """A host name from the environment (lowercased), or `default` when unset."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw and not re.fullmatch(HOST_NAME_PATTERN, raw):
+        raise ImproperlyConfigured(
+            f"{name} must be a host name of lowercase letters, digits, dots and "
+            f"hyphens ({HOST_NAME_PATTERN}), got {raw!r}."
+        )
+    return raw or default
+
+
+# The host the local publisher (publish_metrics) publishes as: this machine's name,
+# lowercased (cut to a valid host name), unless set.
+METRICS_HOST_NAME = env_host_name("METRICS_HOST_NAME", default_host_name())
+# The host a viewer that names none watches; unset: the local publisher's host if it
+# is registered, else the only host.
+METRICS_DEFAULT_HOST = env_host_name("METRICS_DEFAULT_HOST", "")
+# Seconds between snapshots of a host nobody watches, so that its history goes on;
+# 0: none at all until somebody watches.
+METRICS_IDLE_INTERVAL = env_number(
+    "METRICS_IDLE_INTERVAL", default=60, bounds=Bounds(0, 86400)
+)
+if 0 < METRICS_IDLE_INTERVAL < INTERVAL_SECONDS.minimum:
+    raise ImproperlyConfigured(
+        f"METRICS_IDLE_INTERVAL must be 0 or at least {INTERVAL_SECONDS.minimum:g} "
+        f"seconds, got {METRICS_IDLE_INTERVAL:g}."
+    )
+# A live snapshot whose timestamp is further than this from the server's clock is
+# stamped with the time it arrived, and its host is flagged.
+METRICS_MAX_CLOCK_SKEW = env_number(
+    "METRICS_MAX_CLOCK_SKEW", default=60, bounds=Bounds(1, 86400)
+)
+
 # Network interfaces and disks left out of the snapshots (glob patterns): loopback and
 # virtual interfaces, loop/RAM/zram devices (agent/devices.py has the defaults). Set
 # but empty, nothing is left out.
@@ -333,7 +369,7 @@ METRICS_WS_MAX_MESSAGE_BYTES = int(
     env_number(
         "METRICS_WS_MAX_MESSAGE_BYTES",
         default=4096,
-        bounds=Bounds(64, DAPHNE_MAX_MESSAGE_BYTES),
+        bounds=Bounds(64, VIEWER_MAX_MESSAGE_BYTES),
     )
 )
 METRICS_WS_MESSAGES_PER_SECOND = env_number(

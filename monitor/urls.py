@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from metrics.views import DashboardView, favicon
+from metrics.views import DashboardView, HostsView, favicon
 from monitor.health import healthz, readyz
 
 urlpatterns = [
@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
     path("api/metrics/", include("metrics.urls")),
+    path("api/hosts", HostsView.as_view(), name="hosts"),
     path("favicon.ico", favicon, name="favicon"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

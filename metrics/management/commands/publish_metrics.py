@@ -1,4 +1,5 @@
-"""The worker: publish a host snapshot to the `metrics` group every interval."""
+"""The worker: publish this machine's snapshots, as host METRICS_HOST_NAME, every
+interval."""
 
 import argparse
 import asyncio
@@ -8,10 +9,11 @@ import signal
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from core.bounds import parse_interval
 from core.redis import close_redis
-from metrics.events import GROUP
+from metrics.hosts import register_local_host
 from metrics.publisher import PUBLISH_ERRORS, WARM_UP, Publisher
 
 logger = logging.getLogger("metrics")
@@ -21,8 +23,9 @@ VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
 class Command(BaseCommand):
     help = (
-        "Collect a psutil snapshot of this host and broadcast it to WebSocket "
-        "clients (group 'metrics') every interval, until SIGTERM or Ctrl-C."
+        "Collect a psutil snapshot of this machine and broadcast it, as host "
+        "METRICS_HOST_NAME (registered if new), to its WebSocket viewers every "
+        "interval, until SIGTERM or Ctrl-C."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -42,6 +45,13 @@ class Command(BaseCommand):
     def handle(self, *args, interval: float | None, once: bool, **options) -> None:
         logger.setLevel(VERBOSITY_LEVELS.get(options["verbosity"], logging.DEBUG))
         interval = interval or settings.METRICS_INTERVAL
+        try:
+            register_local_host(settings.METRICS_HOST_NAME)
+        except DatabaseError as error:
+            raise CommandError(
+                f"Could not register host {settings.METRICS_HOST_NAME!r} in the "
+                f"database (DATABASE_URL; migrated?): {error}"
+            ) from None
         if once:
             asyncio.run(self.publish_once(interval))
         else:
@@ -65,8 +75,9 @@ class Command(BaseCommand):
             loop.add_signal_handler(signum, stop.set)
         publisher = Publisher(get_channel_layer(), interval)
         logger.info(
-            "Publishing a snapshot to group %r every %g s; stop with Ctrl-C",
-            GROUP,
+            "Publishing snapshots of host %r every %g s while watched; stop with "
+            "Ctrl-C",
+            publisher.host,
             interval,
         )
         try:
