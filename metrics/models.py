@@ -1,4 +1,17 @@
+from django.core.validators import RegexValidator
 from django.db import models
+
+# DNS-label-like, as hosts are named on the wire and in URLs (/hosts/NAME/).
+HOST_NAME_PATTERN = r"[a-z0-9][a-z0-9.-]{0,62}"
+HOST_NAME_RULE = (
+    "1 to 63 characters: lowercase letters, digits, dots and hyphens, "
+    "starting with a letter or a digit"
+)
+validate_host_name_format = RegexValidator(
+    regex=rf"\A{HOST_NAME_PATTERN}\Z",
+    message=f"A host name is {HOST_NAME_RULE}.",
+    code="invalid_host_name",
+)
 
 
 class Metrics(models.Model):
@@ -11,3 +24,27 @@ class Metrics(models.Model):
 
     def __str__(self) -> str:
         return "metrics"
+
+
+class Host(models.Model):
+    """A machine whose snapshots the service streams: an agent's, by its token, or
+    the local publisher's (no token)."""
+
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[validate_host_name_format],
+        help_text=f"{HOST_NAME_RULE[0].upper()}{HOST_NAME_RULE[1:]}.",
+    )
+    # The SHA-256 hex digest of the agent's token; "" when the host has no token.
+    token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    enabled = models.BooleanField(default=True)
+    # Registered by publish_metrics, which publishes without a token.
+    local = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name

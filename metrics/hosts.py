@@ -1,0 +1,114 @@
+"""Hosts and their agent tokens: naming, creating, rotating, enabling, removing, and
+a token to its host. Tokens are shown once and stored only as their SHA-256 digest."""
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from metrics.models import HOST_NAME_PATTERN, HOST_NAME_RULE, Host
+
+NAME_RE = re.compile(HOST_NAME_PATTERN)
+# Random bytes in a token (URL-safe base64: 43 characters).
+TOKEN_BYTES = 32
+# Longer than any token we issue by far: refused before a query is made.
+MAX_TOKEN_LENGTH = 200
+
+
+def validate_host_name(name: object) -> str:
+    """Return name if it is a valid host name; else raise ValidationError saying
+    the rule."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ValidationError(
+            f"Invalid host name {name!r}: a host name is {HOST_NAME_RULE}.",
+            code="invalid_host_name",
+        )
+    return name
+
+
+def hash_token(token: str) -> str:
+    """Return the token's SHA-256 digest in hex, as stored in Host.token_hash."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """Return a new agent token: 32 random bytes, URL-safe base64."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def assign_token(host: Host) -> str:
+    """Give host a new token, unsaved, and return it (the only time it is known)."""
+    token = new_token()
+    host.token_hash = hash_token(token)
+    return token
+
+
+def create_host(name: str) -> tuple[Host, str]:
+    """Create an enabled agent host; return it and its token (shown once).
+
+    ValidationError for a bad name or one already taken."""
+    validate_host_name(name)
+    host = Host(name=name)
+    token = assign_token(host)
+    try:
+        # A savepoint: a duplicate must not break the caller's transaction.
+        with transaction.atomic():
+            host.save()
+    except IntegrityError:
+        raise duplicate_name(name) from None
+    return host, token
+
+
+def duplicate_name(name: str) -> ValidationError:
+    return ValidationError(
+        f"A host named {name!r} already exists.", code="duplicate_host_name"
+    )
+
+
+def get_host(name: str) -> Host:
+    """Return the host named name; Host.DoesNotExist if there is none."""
+    return Host.objects.get(name=name)
+
+
+def rotate_token(host: Host) -> str:
+    """Give host a new token and return it; the old one stops working at once."""
+    token = assign_token(host)
+    host.save(update_fields=["token_hash"])
+    return token
+
+
+def authenticate_agent(token: object) -> Host | None:
+    """Return the enabled host whose token this is, or None."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    digest = hash_token(token)
+    host = Host.objects.filter(token_hash=digest, enabled=True).first()
+    # The lookup compares digests in the database; compare again in constant time,
+    # and never match the empty digest of a host without a token.
+    if host is None or not host.token_hash:
+        return None
+    if not hmac.compare_digest(host.token_hash, digest):
+        return None
+    return host
+
+
+def register_local_host(name: str) -> Host:
+    """Return the host named name, creating it as the local publisher's (no token)
+    if it does not exist; an existing host is returned unchanged."""
+    validate_host_name(name)
+    host, _ = Host.objects.get_or_create(name=name, defaults={"local": True})
+    return host
+
+
+def set_enabled(host: Host, enabled: bool) -> None:
+    """Enable or disable host; a disabled host's token no longer connects."""
+    host.enabled = enabled
+    host.save(update_fields=["enabled"])
+
+
+def remove_host(host: Host) -> None:
+    """Delete host; its token stops working at once."""
+    host.delete()

@@ -1,0 +1,163 @@
+"""Manage the hosts whose snapshots the service streams: add, rotate, disable,
+enable, remove, list."""
+
+import argparse
+from datetime import UTC, datetime
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from redis.exceptions import RedisError
+
+from metrics import hosts
+from metrics.hoststate import HostState, load_host_states
+from metrics.models import Host
+
+UNREACHABLE = "unknown (Redis unreachable)"
+
+
+def plain(text: str) -> str:
+    """Output without the style Django gives stderr (it is no error)."""
+    return text
+
+
+class Command(BaseCommand):
+    help = (
+        "Manage hosts: 'add NAME' and 'rotate NAME' print the agent's token alone "
+        "on the last line of stdout (shown once); 'disable', 'enable', 'remove' "
+        "NAME; 'list' shows each host's state and when it was last seen."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        subcommands = parser.add_subparsers(
+            dest="subcommand", metavar="SUBCOMMAND", required=True
+        )
+        named = {
+            "add": "Create a host and print its agent token (shown once).",
+            "rotate": "Replace a host's token; the old one stops working at once.",
+            "disable": "Disable a host: its agent is refused and disconnected.",
+            "enable": "Enable a disabled host again.",
+            "remove": "Delete a host.",
+        }
+        for name, text in named.items():
+            subparser = subcommands.add_parser(name, help=text, description=text)
+            subparser.add_argument("name", metavar="NAME", help="The host's name.")
+        subcommands.add_parser(
+            "list",
+            help="List the hosts: name, state, kind, last seen.",
+            description="List the hosts: name, state, kind, last seen.",
+        )
+
+    def handle(self, *args, subcommand: str, **options) -> None:
+        self.verbosity = options["verbosity"]
+        if subcommand == "list":
+            self.list_hosts()
+            return
+        name = options["name"]
+        if subcommand == "add":
+            self.add(name)
+            return
+        host = self.find(name)
+        if subcommand == "rotate":
+            self.rotate(host)
+        elif subcommand == "disable":
+            self.set_enabled(host, False)
+        elif subcommand == "enable":
+            self.set_enabled(host, True)
+        elif subcommand == "remove":
+            hosts.remove_host(host)
+            self.say(f"Removed host {host.name}.")
+
+    def add(self, name: str) -> None:
+        try:
+            host, token = hosts.create_host(name)
+        except ValidationError as error:
+            raise CommandError(one_line(error)) from None
+        self.say(
+            f"Created host {host.name}. Its agent token follows, shown this once; "
+            "run the agent with: monitor-agent --server URL --token TOKEN"
+        )
+        self.stdout.write(token)
+
+    def rotate(self, host: Host) -> None:
+        token = hosts.rotate_token(host)
+        self.say(
+            f"New token for host {host.name}; the old one no longer works. It "
+            "follows, shown this once: give it to the agent (--token TOKEN)."
+        )
+        self.stdout.write(token)
+
+    def set_enabled(self, host: Host, enabled: bool) -> None:
+        word = "enabled" if enabled else "disabled"
+        if host.enabled == enabled:
+            self.say(f"Host {host.name} is already {word}.")
+            return
+        hosts.set_enabled(host, enabled)
+        self.say(f"Host {host.name} {word}.")
+
+    def find(self, name: str) -> Host:
+        try:
+            hosts.validate_host_name(name)
+            return hosts.get_host(name)
+        except ValidationError as error:
+            raise CommandError(one_line(error)) from None
+        except Host.DoesNotExist:
+            raise CommandError(
+                f"No host named {name!r} (see: manage.py hosts list)."
+            ) from None
+
+    def list_hosts(self) -> None:
+        found = list(Host.objects.order_by("name"))
+        if not found:
+            self.say("No hosts yet; add one with: manage.py hosts add NAME")
+            return
+        try:
+            states: dict[str, HostState] | None = load_host_states(
+                [host.name for host in found]
+            )
+        except (RedisError, OSError):
+            states = None
+        rows = [("NAME", "STATE", "KIND", "ONLINE", "LAST SEEN")]
+        rows += [describe(host, states) for host in found]
+        widths = [max(len(row[column]) for row in rows) for column in range(4)]
+        for row in rows:
+            padded = [row[column].ljust(widths[column]) for column in range(4)]
+            self.stdout.write("  ".join([*padded, row[4]]))
+        if states is None:
+            self.stderr.write(
+                "Redis did not answer: whether hosts are online, and when they "
+                "were last seen, is unknown."
+            )
+
+    def say(self, text: str) -> None:
+        """A note for the person at the terminal, on stderr (stdout is the token)."""
+        if self.verbosity > 0:
+            self.stderr.write(text, style_func=plain)
+
+
+def describe(host: Host, states: dict[str, HostState] | None) -> tuple[str, ...]:
+    """A host's row of `hosts list`."""
+    state = "enabled" if host.enabled else "disabled"
+    kind = "local" if host.local else "agent"
+    if states is None:
+        return (host.name, state, kind, "unknown", UNREACHABLE)
+    known = states.get(host.name)
+    if known is None or known.last_seen is None:
+        online = "yes" if known is not None and known.online else "no"
+        return (host.name, state, kind, online, "never")
+    return (
+        host.name,
+        state,
+        kind,
+        "yes" if known.online else "no",
+        format_time(known.last_seen),
+    )
+
+
+def format_time(seconds: float) -> str:
+    """An epoch time as ISO 8601 UTC to the second, with a Z."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def one_line(error: ValidationError) -> str:
+    return " ".join(error.messages)
