@@ -5,12 +5,10 @@ import socket
 
 # DNS-label-like: what a host may be called (hosts, URLs, Redis keys and groups).
 HOST_NAME_PATTERN = r"[a-z0-9][a-z0-9.-]{0,62}"
-HOST_NAME_RE = re.compile(HOST_NAME_PATTERN)
-
-
-def is_host_name(name: object) -> bool:
-    """Whether `name` is a valid host name."""
-    return isinstance(name, str) and HOST_NAME_RE.fullmatch(name) is not None
+HOST_NAME_RULE = (
+    "1 to 63 characters: lowercase letters, digits, dots and hyphens, "
+    "starting with a letter or a digit"
+)
 
 
 def default_host_name() -> str:

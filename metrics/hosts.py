@@ -9,7 +9,8 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from metrics.models import HOST_NAME_PATTERN, HOST_NAME_RULE, Host
+from core.hostnames import HOST_NAME_PATTERN, HOST_NAME_RULE
+from metrics.models import Host
 
 NAME_RE = re.compile(HOST_NAME_PATTERN)
 # Random bytes in a token (URL-safe base64: 43 characters).
@@ -80,12 +81,13 @@ def rotate_token(host: Host) -> str:
     return token
 
 
-def authenticate_agent(token: object) -> Host | None:
-    """Return the enabled host whose token this is, or None."""
+def authenticate_agent(token: object, *, enabled: bool = True) -> Host | None:
+    """Return the enabled host whose token this is (with `enabled=False`: the
+    disabled one), or None."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = hash_token(token)
-    host = Host.objects.filter(token_hash=digest, enabled=True).first()
+    host = Host.objects.filter(token_hash=digest, enabled=enabled).first()
     # The lookup compares digests in the database; compare again in constant time,
     # and never match the empty digest of a host without a token.
     if host is None or not host.token_hash:

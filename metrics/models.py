@@ -1,12 +1,8 @@
 from django.core.validators import RegexValidator
 from django.db import models
 
-# DNS-label-like, as hosts are named on the wire and in URLs (/hosts/NAME/).
-HOST_NAME_PATTERN = r"[a-z0-9][a-z0-9.-]{0,62}"
-HOST_NAME_RULE = (
-    "1 to 63 characters: lowercase letters, digits, dots and hyphens, "
-    "starting with a letter or a digit"
-)
+from core.hostnames import HOST_NAME_PATTERN, HOST_NAME_RULE
+
 validate_host_name_format = RegexValidator(
     regex=rf"\A{HOST_NAME_PATTERN}\Z",
     message=f"A host name is {HOST_NAME_RULE}.",

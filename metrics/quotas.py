@@ -74,7 +74,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 
 def user_key(user_id: str) -> str:
     """The key of one user's counts."""
-    return f"{redis_key('sockets', 'user')}:{user_id}"
+    return redis_key("sockets", "user", user_id)
 
 
 def processes_key() -> str:

@@ -10,6 +10,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from core.redis import close_redis, delete_by_prefix, make_sync_client
+from metrics.hosts import register_local_host
 from tests.support import processes, sentinels
 
 PASSWORD = "correct horse battery staple"
@@ -45,7 +46,14 @@ def clean_redis(redis_sync):
 
 
 @pytest.fixture
-def user(db):
+def default_host(db) -> str:
+    """The host viewers that name none watch: the local publisher's, registered as
+    publish_metrics registers it."""
+    return register_local_host(settings.METRICS_HOST_NAME).name
+
+
+@pytest.fixture
+def user(db, default_host):
     return User.objects.create_user(username="alice", password=PASSWORD)
 
 

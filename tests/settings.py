@@ -14,6 +14,8 @@ from tests.support.redis_server import ensure_test_redis
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-key-never-used-in-production")
 os.environ["METRICS_REDIS_PREFIX"] = f"test-{uuid.uuid4().hex[:12]}"
+# The local publisher's host, whatever this machine is called (children inherit it).
+os.environ["METRICS_HOST_NAME"] = "test-host"
 ensure_test_redis()
 
 from monitor.settings import *  # noqa: E402, F403

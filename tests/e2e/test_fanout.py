@@ -6,9 +6,9 @@ import pytest
 from django.conf import settings
 
 from core import closes
-from metrics.events import GROUP
 from tests.support import processes
 from tests.support.clients import close_code, open_socket
+from tests.support.hosts import GROUP
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)

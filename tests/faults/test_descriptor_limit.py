@@ -9,9 +9,9 @@ import time
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
-from metrics.events import GROUP, make_event
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
+from tests.support.hosts import GROUP, host_event
 from tests.support.waiting import eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,7 +101,7 @@ async def test_near_its_descriptor_limit_a_worker_refuses_new_connections_and_se
             writer.close()
 
         # The socket gets every snapshot, answers, renews its token...
-        event = make_event({"type": "metrics", "n": 1}, time.time())
+        event = host_event({"type": "metrics", "n": 1}, time.time())
         await redis_in_test.group_send(GROUP, event)
         assert (await receive_json(ws))["n"] == 1
         await ws.send(json.dumps({"type": "ping"}))

@@ -13,10 +13,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from metrics.events import GROUP, make_event
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import close_code, metrics_url, open_socket, receive_json
+from tests.support.hosts import GROUP, host_event
 from tests.support.waiting import eventually, eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,7 +130,7 @@ async def broadcast_to(layer, fast, count: int, size: int) -> list[float]:
     """Broadcast `count` events of `size` bytes; return the fast client's delays."""
     delays = []
     for n in range(count):
-        event = make_event({"type": "metrics", "n": n, "pad": "x" * size}, time.time())
+        event = host_event({"type": "metrics", "n": n, "pad": "x" * size}, time.time())
         await layer.group_send(GROUP, event)
         message = await receive_json(fast, within=5)
         assert message["n"] == n

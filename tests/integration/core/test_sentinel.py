@@ -19,11 +19,11 @@ from accounts.throttles import LoginIPThrottle
 from core.cache import PrefixedRedisCache
 from core.keys import redis_key
 from core.redis import channel_layer_host, close_redis, get_redis, get_sync_redis
-from metrics.events import make_event
 from metrics.leadership import LeaderLock
 from metrics.store import load_history, load_latest, store_snapshot
 from metrics.viewers import count_viewers
 from runner.checks import check_redis
+from tests.support.hosts import host_event
 from tests.support.waiting import eventually
 
 # What a client of the service may raise while the Sentinels fail over.
@@ -68,7 +68,7 @@ async def clients(settings):
 
 async def use_every_client(clients: Clients, number: int) -> None:
     """Write and read through each kind of client; raise if any fails."""
-    event = make_event({"type": "metrics", "n": number}, time.time())
+    event = host_event({"type": "metrics", "n": number}, time.time())
     await store_snapshot(event, ttl=60)
     assert (await load_latest())["ts"] == event["ts"]
     # One lock: held before a failover, still held after it (the key replicated).

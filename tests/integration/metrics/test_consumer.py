@@ -10,11 +10,11 @@ from django.conf import settings
 
 from core import closes
 from metrics.consumers import MetricsConsumer
-from metrics.events import GROUP, make_event
 from metrics.store import store_snapshot
 from metrics.viewers import get_registry
 from monitor.asgi import application
 from tests.integration.conftest import ORIGIN
+from tests.support.hosts import GROUP, host_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def snapshot_event(ts: float, marker: str = "x") -> dict:
     snapshot = {"type": "metrics", "timestamp": "2026-01-19T14:30:05Z", "data": {}}
     snapshot["data"]["marker"] = marker
-    return make_event(snapshot, ts)
+    return host_event(snapshot, ts)
 
 
 async def connect(communicator, token: str):

@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 
 from core.keys import redis_key
 from core.redis import close_redis
-from metrics.events import make_event
 from metrics.store import store_snapshot
+from tests.support.hosts import host_event
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def api(access_token):
 def publish(ts: float, marker: str) -> dict:
     snapshot = {"type": "metrics", "timestamp": "2026-01-19T14:30:05Z", "data": {}}
     snapshot["data"]["marker"] = marker
-    event = make_event(snapshot, ts)
+    event = host_event(snapshot, ts)
 
     async def store():
         await store_snapshot(event, ttl=60)

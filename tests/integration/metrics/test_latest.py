@@ -7,8 +7,8 @@ import pytest
 
 from core.frames import SharedText
 from core.redis import close_redis
-from metrics.events import make_event
 from metrics.store import load_latest, store_snapshot
+from tests.support.hosts import host_event
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def gets(redis_sync) -> int:
 
 def event(ts: float) -> dict:
     snapshot = {"type": "metrics", "timestamp": "2026-01-19T14:30:05.000Z", "data": {}}
-    return make_event(snapshot, ts)
+    return host_event(snapshot, ts)
 
 
 async def test_overlapping_reads_share_one_get(redis_client):

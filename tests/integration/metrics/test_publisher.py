@@ -8,10 +8,10 @@ import time
 from django.conf import settings
 
 from agent.collectors import HostCollector
-from metrics.events import GROUP
 from metrics.publisher import LATEST_TTL_INTERVALS, WARM_UP, Publisher
 from metrics.store import load_latest
 from metrics.viewers import count_viewers, get_registry
+from tests.support.hosts import GROUP
 from tests.support.waiting import eventually_equal
 
 

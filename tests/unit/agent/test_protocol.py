@@ -10,14 +10,17 @@ from agent.protocol import (
     read_server_frame,
 )
 from core.bounds import INTERVAL_SECONDS
-from metrics.events import make_event
+from tests.support.hosts import host_event
 
 CURRENT = Cadence(interval=5.0, live=False, idle_interval=60.0)
 SNAPSHOT = {"type": "metrics", "timestamp": "2026-01-19T14:30:05.123Z", "data": {}}
 
 
-def test_live_frame_is_the_text_the_local_publisher_stores():
-    assert metrics_frame(SNAPSHOT) == make_event(SNAPSHOT, 0.0)["text"]
+def test_live_frame_is_the_text_the_local_publisher_stores_but_its_host():
+    stored = json.loads(host_event(SNAPSHOT, 0.0)["text"])
+    assert json.loads(metrics_frame(SNAPSHOT)) == {
+        k: v for k, v in stored.items() if k != "host"
+    }
 
 
 def test_backfill_frame_is_the_snapshot_flagged():

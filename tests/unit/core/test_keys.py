@@ -15,11 +15,11 @@ PRODUCTION = ("core", "accounts", "metrics", "runner", "agent", "monitor")
 
 def test_keys_keep_their_names(settings):
     settings.METRICS_REDIS_PREFIX = "monitor"
-    assert redis_key("latest") == "monitor:latest"
-    assert redis_key("history") == "monitor:history"
+    assert redis_key("host", "db-1", "latest") == "monitor:host:db-1:latest"
+    assert redis_key("host", "db-1", "history") == "monitor:host:db-1:history"
     assert redis_key("publisher", "heartbeat") == "monitor:publisher:heartbeat"
-    assert redis_key("publisher", "leader") == "monitor:publisher:leader"
-    assert redis_key("viewers") == "monitor:viewers"
+    assert redis_key("host", "db-1", "leader") == "monitor:host:db-1:leader"
+    assert redis_key("viewers", "db-1") == "monitor:viewers:db-1"
 
 
 def test_the_cache_and_the_channel_layer_live_under_the_prefix(settings):
@@ -32,9 +32,21 @@ def listed_keys() -> set[tuple[str, ...]]:
     """The keys in core/keys.py's table, as the parts redis_key() takes."""
     keys = set()
     for row in re.findall(r"^\| `P:([^`]*)`", core.keys.__doc__, re.MULTILINE):
-        parts = tuple(part for part in row.split(":") if part != "...")
-        keys.add(parts or ("",))
+        keys.add(without_tail(tuple(row.split(":"))) or ("",))
     return keys
+
+
+def without_tail(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """Parts without a trailing `...` (what comes after the named ones)."""
+    return parts[:-1] if parts and parts[-1] == "..." else parts
+
+
+def part(node: ast.expr) -> str:
+    """A literal part as written; `...` for a part computed at run time."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return "..."
 
 
 def redis_key_calls() -> list[tuple[str, tuple]]:
@@ -48,7 +60,7 @@ def redis_key_calls() -> list[tuple[str, tuple]]:
                     and isinstance(node.func, ast.Name)
                     and node.func.id == "redis_key"
                 ):
-                    parts = tuple(ast.literal_eval(arg) for arg in node.args)
+                    parts = without_tail(tuple(part(arg) for arg in node.args))
                     calls.append((str(path.relative_to(ROOT)), parts))
     return calls
 
