@@ -141,7 +141,8 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         self.held = None
         fanout = get_fanout()
         fanout.expect(host, state.interval)
-        if not state.online or host in fanout.offline:
+        # A host never seen has nothing to go offline from: no frame for it.
+        if (state.known and not state.online) or host in fanout.offline:
             fanout.offline.add(host)
             await self.send_host_state(host_frame(host, online=False))
 

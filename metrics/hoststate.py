@@ -69,6 +69,8 @@ class HostState:
     interval: float | None
     clock_skew: bool
     live: bool
+    # Whether the host ever sent (or had a sender) within the state's lifetime.
+    known: bool = False
 
 
 def _number(raw: Any) -> float | None:
@@ -107,6 +109,7 @@ def parse_state(raw: dict[Any, Any], now: float) -> HostState:
         interval=interval,
         clock_skew=fields.get("clock_skew") == "1",
         live=live,
+        known=bool(fields),
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +71,11 @@ class Publisher:
         self.idle_interval = idle_interval
         # Whether somebody watches the host, as of the last step.
         self.live = False
-        self.lease: HostLease | None = None
+        self.lease = HostLease(
+            self.host,
+            f"publisher:{uuid.uuid4().hex}",
+            seconds=LEASE_INTERVALS * interval + 1,
+        )
         self.collector = collector or HostCollector(
             net_exclude=settings.METRICS_NET_EXCLUDE,
             disk_exclude=settings.METRICS_DISK_EXCLUDE,
@@ -108,9 +113,7 @@ class Publisher:
         lock = LeaderLock(
             get_redis(), ttl=LEADER_TTL_INTERVALS * self.interval, host=self.host
         )
-        self.lease = HostLease(
-            self.host, lock.owner, seconds=LEASE_INTERVALS * self.interval + 1
-        )
+
         due = self.clock()
         backoff = 0.0
         try:

@@ -7,6 +7,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from core import closes
 from tests.support import tokens
 from tests.support.clients import close_code, open_socket, receive_json
+from tests.support.hosts import PONG
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,7 +20,7 @@ async def assert_closed_with_4001(port: int, token: str | None) -> None:
 async def test_valid_token_is_accepted_and_stays_open(server, access_token):
     ws = await open_socket(server, access_token)
     await ws.send('{"type": "ping"}')
-    assert await receive_json(ws) == {"type": "pong"}
+    assert await receive_json(ws) == PONG
     await ws.close()
 
 

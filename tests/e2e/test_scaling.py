@@ -12,6 +12,7 @@ from core.redis import close_redis
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
+from tests.support.hosts import PONG
 from tests.support.waiting import eventually, eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -117,7 +118,7 @@ async def test_viewer_count_follows_clients_and_forgets_a_killed_worker(
         sockets = [await open_socket(port, access_token) for _ in range(3)]
         for ws in sockets:
             await ws.send(json.dumps({"type": "ping"}))
-            assert await receive_json(ws) == {"type": "pong"}
+            assert await receive_json(ws) == PONG
         await eventually_equal(count_viewers, 3, 10, "three clients were not counted")
         await sockets.pop().close()
         await eventually_equal(count_viewers, 2, 10, "closing was not counted")

@@ -9,6 +9,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
+from tests.support.hosts import PONG
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,7 +101,7 @@ async def test_socket_survives_more_than_five_seconds_of_silence(
     ws = await open_socket(server, access_token)
     await asyncio.sleep(6.5)
     await ws.send('{"type": "ping"}')
-    assert await receive_json(ws) == {"type": "pong"}
+    assert await receive_json(ws) == PONG
     with processes.publisher(tmp_path, "--once") as publisher:
         assert publisher.wait(30) == 0
     message = await receive_json(ws)
@@ -115,7 +116,7 @@ async def test_many_clients_connect_at_once(server, access_token):
     for ws in sockets:
         await ws.send('{"type": "ping"}')
     replies = await asyncio.gather(*(receive_json(ws) for ws in sockets))
-    assert replies == [{"type": "pong"}] * 150
+    assert replies == [PONG] * 150
     await asyncio.gather(*(ws.close() for ws in sockets))
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
+from tests.support.hosts import PONG
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,7 +64,7 @@ def test_the_asgi_application_answers_a_socket_without_importing_psutil(
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["connected"] is True
-    assert report["reply"] == {"type": "pong"}
+    assert report["reply"] == PONG
     assert report["psutil"] == []
 
 

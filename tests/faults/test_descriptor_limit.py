@@ -11,7 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
-from tests.support.hosts import GROUP, host_event
+from tests.support.hosts import GROUP, PONG, host_event
 from tests.support.waiting import eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,7 +85,7 @@ async def test_near_its_descriptor_limit_a_worker_refuses_new_connections_and_se
     with processes.daphne(tmp_path, descriptors=LIMIT, **env) as (_, port):
         ws = await open_socket(port, str(AccessToken.for_user(user)))
         await ws.send(json.dumps({"type": "ping"}))
-        assert await receive_json(ws) == {"type": "pong"}
+        assert await receive_json(ws) == PONG
         kept_alive = await connect(port)
         token = str(AccessToken.for_user(user))
         assert await http_get(*kept_alive, "/healthz", token) == b"HTTP/1.1 200 OK\r\n"
@@ -105,7 +105,7 @@ async def test_near_its_descriptor_limit_a_worker_refuses_new_connections_and_se
         await redis_in_test.group_send(GROUP, event)
         assert (await receive_json(ws))["n"] == 1
         await ws.send(json.dumps({"type": "ping"}))
-        assert await receive_json(ws) == {"type": "pong"}
+        assert await receive_json(ws) == PONG
         await ws.send(json.dumps({"type": "auth", "token": token}))
         assert (await receive_json(ws))["type"] == "auth"
         # ... and the kept-alive connection's requests reach the database and Redis.

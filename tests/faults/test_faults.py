@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import close_code, metrics_url, open_socket, receive_json
-from tests.support.hosts import GROUP, host_event
+from tests.support.hosts import GROUP, PONG, host_event
 from tests.support.waiting import eventually, eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -187,7 +187,7 @@ async def test_slow_client_is_dropped_after_the_timeout(
 
 async def ping_pong(ws) -> bool:
     await ws.send(json.dumps({"type": "ping"}))
-    return await receive_json(ws) == {"type": "pong"}
+    return await receive_json(ws) == PONG
 
 
 async def closed_after_draining(ws) -> bool:
@@ -215,7 +215,7 @@ async def test_storm_of_1000_connects_all_get_in(tmp_path, access_token):
         for ws in sockets:
             await ws.send(json.dumps({"type": "ping"}))
         replies = await asyncio.gather(*(receive_json(ws) for ws in sockets))
-        assert replies == [{"type": "pong"}] * 1000
+        assert replies == [PONG] * 1000
         await asyncio.gather(*(ws.close() for ws in sockets))
     # SECURITY.md states 2.3-2.6 s on the 2-core test machine; allow for a busy one.
     assert elapsed < 10, elapsed

@@ -34,6 +34,7 @@ from core.keys import redis_key
 from tests.conftest import PASSWORD
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
+from tests.support.hosts import PONG
 from tests.support.users import service_user
 from tests.support.waiting import eventually
 
@@ -242,7 +243,7 @@ async def test_viewers_get_snapshots_within_15_s_of_the_master_being_killed(
             for viewer in viewers:
                 await viewer.ws.send(json.dumps({"type": "ping"}))
             await eventually(
-                lambda: all({"type": "pong"} in v.others for v in viewers),
+                lambda: all(PONG in v.others for v in viewers),
                 15,
                 "a viewer's socket did not answer a ping after the failover",
             )

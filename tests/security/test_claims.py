@@ -11,6 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from core.closes import UNAUTHORIZED
 from tests.support.clients import close_code, open_socket
+from tests.support.hosts import PONG
 from tests.support.tokens import claims_of, signed_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -119,6 +120,6 @@ async def test_a_malformed_token_is_401_on_every_endpoint(server, user, change):
 async def test_a_well_formed_token_still_works(server, user):
     ws = await open_socket(server, forged(user, {}, "access"))
     await ws.send(json.dumps({"type": "ping"}))
-    assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "pong"}
+    assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == PONG
     await ws.close()
     assert await asyncio.to_thread(history, server, forged(user, {}, "access")) == 200

@@ -28,6 +28,7 @@ from accounts.refresh_tokens import RefreshToken, digest
 from core import closes
 from tests.support import processes
 from tests.support.clients import close_frame, open_socket, receive_json
+from tests.support.hosts import PONG
 from tests.support.http import Session, form_errors
 from tests.support.users import service_user
 
@@ -251,7 +252,7 @@ async def test_a_password_change_ends_every_session_of_the_user(web, alice, chan
     bobs = await open_socket(web, await asyncio.to_thread(bob_access, web))
     for ws in [*sockets, bobs]:
         await ws.send(json.dumps({"type": "ping"}))
-        assert await receive_json(ws) == {"type": "pong"}
+        assert await receive_json(ws) == PONG
 
     await sync_to_async(change)(web, alice)
     changed = time.monotonic()
@@ -269,12 +270,12 @@ async def test_a_password_change_ends_every_session_of_the_user(web, alice, chan
     assert await revoked.acount() == len(sessions)
     # Other users are not affected; the new password opens a new session.
     await bobs.send(json.dumps({"type": "ping"}))
-    assert await receive_json(bobs) == {"type": "pong"}
+    assert await receive_json(bobs) == PONG
     fresh = await asyncio.to_thread(log_in, web, NEW_PASSWORD)
     assert await asyncio.to_thread(history, web, fresh["access"]) == 200
     new = await open_socket(web, fresh["access"])
     await new.send(json.dumps({"type": "ping"}))
-    assert await receive_json(new) == {"type": "pong"}
+    assert await receive_json(new) == PONG
     for ws in (new, bobs):
         await ws.close()
 

@@ -19,6 +19,7 @@ from accounts.models import User
 from core import closes
 from tests.support import processes
 from tests.support.clients import close_code, open_socket, receive_json
+from tests.support.hosts import PONG
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,7 +49,7 @@ def bob(db):
 async def test_socket_closes_with_4001_when_its_token_expires(server, user):
     ws = await open_socket(server, token_for(user, seconds=2))
     started = time.monotonic()
-    assert await ping(ws) == {"type": "pong"}
+    assert await ping(ws) == PONG
     assert await close_code(ws, within=10) == closes.UNAUTHORIZED
     assert time.monotonic() - started <= 5.0
 
@@ -64,7 +65,7 @@ async def test_auth_message_with_a_new_token_keeps_the_socket_open(server, user)
         "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(fresh["exp"])
     )
     await asyncio.sleep(3)
-    assert await ping(ws) == {"type": "pong"}
+    assert await ping(ws) == PONG
     await ws.close()
 
 
@@ -94,14 +95,14 @@ async def test_auth_message_with_another_users_token_closes_with_4001(
 async def test_deactivating_a_user_closes_their_sockets_only(server, user, bob):
     alice_sockets = [await open_socket(server, token_for(user)) for _ in range(2)]
     bobs = await open_socket(server, token_for(bob))
-    assert await ping(alice_sockets[0]) == {"type": "pong"}
+    assert await ping(alice_sockets[0]) == PONG
     user.is_active = False
     started = time.monotonic()
     await sync_to_async(user.save)()
     for ws in alice_sockets:
         assert await close_code(ws, within=5) == closes.UNAUTHORIZED
     assert time.monotonic() - started < 5
-    assert await ping(bobs) == {"type": "pong"}
+    assert await ping(bobs) == PONG
     await bobs.close()
 
 
@@ -109,7 +110,7 @@ async def test_a_deactivated_user_cannot_reopen_though_the_worker_knew_them(
     server, user
 ):
     ws = await open_socket(server, token_for(user))
-    assert await ping(ws) == {"type": "pong"}
+    assert await ping(ws) == PONG
     user.is_active = False
     await sync_to_async(user.save)()
     assert await close_code(ws, within=5) == closes.UNAUTHORIZED
@@ -122,7 +123,7 @@ async def test_a_change_made_without_signals_is_seen_within_the_cache_lifetime(
 ):
     with processes.daphne(tmp_path, AUTH_USER_CACHE_SECONDS="1") as (_, port):
         ws = await open_socket(port, token_for(user))
-        assert await ping(ws) == {"type": "pong"}
+        assert await ping(ws) == PONG
         await User.objects.filter(pk=user.pk).aupdate(is_active=False)
         await asyncio.sleep(1.2)
         again = await open_socket(port, token_for(user))
@@ -132,7 +133,7 @@ async def test_a_change_made_without_signals_is_seen_within_the_cache_lifetime(
 
 async def test_deleting_a_user_closes_their_sockets(server, user):
     ws = await open_socket(server, token_for(user))
-    assert await ping(ws) == {"type": "pong"}
+    assert await ping(ws) == PONG
     await sync_to_async(user.delete)()
     assert await close_code(ws, within=5) == closes.UNAUTHORIZED
 
@@ -145,7 +146,7 @@ async def test_token_in_the_subprotocol_header_is_accepted(server, user):
     ws = await open_socket(server, None, subprotocols=["bearer", token])
     assert ws.subprotocol == "bearer"
     assert token not in str(ws.response.headers)
-    assert await ping(ws) == {"type": "pong"}
+    assert await ping(ws) == PONG
     await ws.close()
 
 
@@ -226,7 +227,7 @@ async def test_another_port_or_scheme_of_an_allowed_host_opens_nothing_by_cookie
     )
     assert await close_code(ws) == closes.UNAUTHORIZED
     ws = await open_socket(server, token_for(user), origin=origin)
-    assert await ping(ws) == {"type": "pong"}
+    assert await ping(ws) == PONG
     await ws.close()
 
 
@@ -238,7 +239,7 @@ async def test_frame_over_the_limit_closes_that_socket_with_4009(server, user):
     other = await open_socket(server, token_for(user))
     await big.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
     assert await close_code(big) == closes.MESSAGE_TOO_BIG
-    assert await ping(other) == {"type": "pong"}
+    assert await ping(other) == PONG
     await other.close()
 
 
@@ -255,7 +256,7 @@ async def test_flood_of_frames_closes_that_socket_with_4008(server, user):
         await flooder.send(json.dumps({"type": "ping"}))
     assert await close_code(flooder) == closes.TOO_MANY_MESSAGES
     started = time.monotonic()
-    assert await ping(other) == {"type": "pong"}
+    assert await ping(other) == PONG
     assert time.monotonic() - started < 1.0
     await other.close()
 
@@ -263,7 +264,7 @@ async def test_flood_of_frames_closes_that_socket_with_4008(server, user):
 async def test_pings_at_a_normal_pace_are_never_limited(server, user):
     ws = await open_socket(server, token_for(user))
     for _ in range(30):
-        assert await ping(ws) == {"type": "pong"}
+        assert await ping(ws) == PONG
         await asyncio.sleep(0.25)
     await ws.close()
 
@@ -279,7 +280,7 @@ async def test_required_permission_is_checked_at_connect(tmp_path, user, bob):
         refused = await open_socket(port, token_for(user))
         assert await close_code(refused) == closes.FORBIDDEN
         allowed = await open_socket(port, token_for(bob))
-        assert await ping(allowed) == {"type": "pong"}
+        assert await ping(allowed) == PONG
         await allowed.close()
 
 

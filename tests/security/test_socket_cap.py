@@ -10,6 +10,7 @@ from websockets.exceptions import ConnectionClosed
 from core import closes
 from tests.support import processes
 from tests.support.clients import close_frame, open_socket, receive_json
+from tests.support.hosts import PONG
 from tests.support.tokens import claims_of, signed_token
 from tests.support.waiting import eventually_equal
 
@@ -37,7 +38,7 @@ async def served(ws) -> bool:
     """Whether a socket is open and answers a ping."""
     try:
         await ws.send(json.dumps({"type": "ping"}))
-        return await receive_json(ws) == {"type": "pong"}
+        return await receive_json(ws) == PONG
     except ConnectionClosed:
         return False
 

@@ -7,10 +7,13 @@ from django.conf import settings
 
 from core.keys import redis_key
 from metrics.events import host_group, make_event
+from metrics.hoststate import HostLease
 
 HOST = settings.METRICS_HOST_NAME
 GROUP = host_group(HOST)
 INTERVAL = 5.0
+# The answer to a ping on a socket of the default host.
+PONG = {"type": "pong", "host": HOST}
 
 
 def host_event(
@@ -23,3 +26,11 @@ def host_event(
 def host_key(*parts: str, host: str = HOST) -> str:
     """A Redis key of the default host's: latest, history, state, leader."""
     return redis_key("host", host, *parts)
+
+
+async def hold_host(host: str = HOST) -> HostLease:
+    """Hold a host as its sender would (online, live, on INTERVAL) for ten minutes:
+    viewers get its snapshots without being told it is offline."""
+    lease = HostLease(host, "tests", seconds=600)
+    await lease.claim(INTERVAL, 0, live=True)
+    return lease

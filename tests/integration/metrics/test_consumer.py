@@ -14,9 +14,17 @@ from metrics.store import store_snapshot
 from metrics.viewers import get_registry
 from monitor.asgi import application
 from tests.integration.conftest import ORIGIN
-from tests.support.hosts import GROUP, host_event
+from tests.support.hosts import GROUP, HOST, PONG, hold_host, host_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _online(redis_layer):
+    """The default host has a sender: no test here is about it going offline."""
+    lease = await hold_host()
+    yield
+    await lease.release()
 
 
 def snapshot_event(ts: float, marker: str = "x") -> dict:
@@ -35,7 +43,7 @@ async def connect(communicator, token: str):
 async def test_valid_token_connects_and_answers_ping(communicator, access_token):
     comm = await connect(communicator, access_token)
     await comm.send_json_to({"type": "ping"})
-    assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await comm.receive_json_from(timeout=5) == PONG
 
 
 async def test_missing_token_is_accepted_then_closed_with_4001(communicator):
@@ -78,9 +86,10 @@ async def test_bad_text_frame_gets_error_and_socket_stays_open(
     assert await comm.receive_json_from(timeout=5) == {
         "type": "error",
         "message": expected,
+        "host": HOST,
     }
     await comm.send_json_to({"type": "ping"})
-    assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await comm.receive_json_from(timeout=5) == PONG
 
 
 async def test_binary_frame_gets_error_and_socket_stays_open(
@@ -92,7 +101,7 @@ async def test_binary_frame_gets_error_and_socket_stays_open(
     assert reply["type"] == "error"
     assert "binary" in reply["message"]
     await comm.send_json_to({"type": "ping"})
-    assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await comm.receive_json_from(timeout=5) == PONG
 
 
 async def test_unknown_type_in_error_is_truncated(communicator, access_token):
@@ -191,9 +200,10 @@ async def test_deeply_nested_json_gets_error_and_socket_stays_open(
     assert await comm.receive_json_from(timeout=5) == {
         "type": "error",
         "message": "invalid JSON",
+        "host": HOST,
     }
     await comm.send_json_to({"type": "ping"})
-    assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await comm.receive_json_from(timeout=5) == PONG
 
 
 async def test_unknown_socket_path_is_refused(redis_layer, access_token):

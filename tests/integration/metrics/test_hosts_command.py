@@ -116,7 +116,13 @@ class TestCallCommand:
         seen = time.time() - 1
         clean_redis.hset(
             redis_key("host", "web1", "state"),
-            mapping={"last_seen": seen, "interval": 2, "agent": "x"},
+            mapping={
+                "last_seen": seen,
+                "interval": 2,
+                "live": 1,
+                "sender": "x",
+                "lease": time.time() + 60,
+            },
         )
         out, _ = run("list")
         expected = datetime.fromtimestamp(seen, UTC).isoformat(timespec="seconds")

@@ -5,13 +5,14 @@ import itertools
 import json
 import time
 
-from django.conf import settings
+import pytest
 
 from agent.collectors import HostCollector
+from metrics.hoststate import load_host_state
 from metrics.publisher import LATEST_TTL_INTERVALS, WARM_UP, Publisher
 from metrics.store import load_latest
 from metrics.viewers import count_viewers, get_registry
-from tests.support.hosts import GROUP
+from tests.support.hosts import GROUP, HOST, host_key
 from tests.support.waiting import eventually_equal
 
 
@@ -35,11 +36,11 @@ async def subscribe(layer) -> str:
 
 async def test_publish_once_broadcasts_and_stores_the_latest(redis_layer, clean_redis):
     channel = await subscribe(redis_layer)
-    event = await Publisher(redis_layer, interval=2).publish_once()
+    event = await Publisher(redis_layer, interval=2, idle_interval=0).publish_once()
     received = await asyncio.wait_for(redis_layer.receive(channel), 5)
     assert received["text"] == event["text"]
-    assert (await load_latest())["text"] == event["text"]
-    ttl = clean_redis.pttl(f"{settings.METRICS_REDIS_PREFIX}:latest")
+    assert (await load_latest(HOST)).event["text"] == event["text"]
+    ttl = clean_redis.pttl(host_key("latest"))
     assert 0 < ttl <= LATEST_TTL_INTERVALS * 2 * 1000
     snapshot = json.loads(event["text"])
     assert snapshot["type"] == "metrics"
@@ -49,7 +50,7 @@ async def test_publish_once_broadcasts_and_stores_the_latest(redis_layer, clean_
 async def test_ticks_do_not_drift_by_the_collection_time(redis_layer):
     interval, delay, ticks = 0.4, 0.15, 6
     channel = await subscribe(redis_layer)
-    get_registry().add()
+    get_registry().add(HOST)
     stop = asyncio.Event()
     publisher = Publisher(redis_layer, interval, collector=SlowCollector(delay))
     running = asyncio.create_task(publisher.run(stop))
@@ -115,10 +116,12 @@ class ScriptedLock:
 async def viewers(count: int) -> None:
     registry = get_registry()
     while registry.count < count:
-        registry.add()
+        registry.add(HOST)
     while registry.count > count:
-        registry.remove()
-    await eventually_equal(count_viewers, count, 5, f"{count} viewers not recorded")
+        registry.remove(HOST)
+    await eventually_equal(
+        lambda: count_viewers(HOST), count, 5, f"{count} viewers not recorded"
+    )
 
 
 async def run_until_published(publisher: Publisher, lock, clock: FakeClock) -> None:
@@ -181,3 +184,49 @@ async def test_snapshots_leave_out_loopback_by_default(redis_layer):
     event = await Publisher(redis_layer, interval=2).publish_once()
     interfaces = json.loads(event["text"])["data"]["network"]["interfaces"]
     assert "lo" not in interfaces
+
+
+async def test_nobody_watching_publishes_every_idle_interval(redis_layer):
+    channel = await subscribe(redis_layer)
+    stop = asyncio.Event()
+    publisher = Publisher(redis_layer, 0.5, idle_interval=1.0)
+    running = asyncio.create_task(publisher.run(stop))
+    stamps = [
+        (await asyncio.wait_for(redis_layer.receive(channel), 5))["ts"]
+        for _ in range(3)
+    ]
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert publisher.state == "idle"
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert all(0.8 < gap < 1.3 for gap in gaps), gaps
+
+
+async def test_an_idle_interval_of_0_publishes_nothing_until_watched(redis_layer):
+    channel = await subscribe(redis_layer)
+    stop = asyncio.Event()
+    publisher = Publisher(redis_layer, 0.5, idle_interval=0)
+    running = asyncio.create_task(publisher.run(stop))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(redis_layer.receive(channel), 1.5)
+    get_registry().add(HOST)
+    asked = time.monotonic()
+    await asyncio.wait_for(redis_layer.receive(channel), 5)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    # The first viewer is seen within IDLE_POLL, the snapshot WARM_UP later.
+    assert time.monotonic() - asked < 1.0 + 0.5
+
+
+async def test_the_publisher_holds_its_host_while_it_runs(redis_layer):
+    stop = asyncio.Event()
+    publisher = Publisher(redis_layer, 0.5, idle_interval=0)
+    running = asyncio.create_task(publisher.run(stop))
+
+    async def online() -> bool:
+        return (await load_host_state(HOST)).online
+
+    await eventually_equal(online, True, 5, "the publisher's host is not online")
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert not (await load_host_state(HOST)).online
