@@ -63,7 +63,8 @@ AGENT_REPLACED = Close(REPLACED, "replaced by a newer connection")
 # when its snapshot was to be stored).
 DATA_STORE_UNAVAILABLE = Close(SERVER_ERROR, "data store unavailable")
 
-ALL = (
+# The viewers' socket (docs/protocol.md).
+VIEWER = (
     NO_TOKEN,
     INVALID_TOKEN,
     TOKEN_EXPIRED,
@@ -77,6 +78,10 @@ ALL = (
     RATE_EXCEEDED,
     FRAME_TOO_BIG,
     SOCKET_QUOTA_EXCEEDED,
+    DATA_STORE_UNAVAILABLE,
+)
+# The agents' socket (docs/agent-protocol.md).
+AGENT = (
     INVALID_HOST_TOKEN,
     HOST_DISABLED,
     TOO_MANY_SNAPSHOTS,
@@ -84,6 +89,7 @@ ALL = (
     AGENT_REPLACED,
     DATA_STORE_UNAVAILABLE,
 )
+ALL = tuple(dict.fromkeys(VIEWER + AGENT))
 
 
 def fit_reason(reason: str | None) -> str | None:

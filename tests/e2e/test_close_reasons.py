@@ -137,8 +137,12 @@ def test_cut_reasons_never_split_a_character():
     assert closes.fit_reason("") is None
 
 
-def test_the_protocol_lists_every_code_with_its_reason():
-    protocol = (processes.ROOT / "docs" / "protocol.md").read_text()
-    for close in closes.ALL:
+@pytest.mark.parametrize(
+    ("document", "socket_closes"),
+    [("protocol.md", closes.VIEWER), ("agent-protocol.md", closes.AGENT)],
+)
+def test_the_protocols_list_every_code_with_its_reason(document, socket_closes):
+    protocol = (processes.ROOT / "docs" / document).read_text()
+    for close in socket_closes:
         code = f"**{close.code}**" if close.code >= 4000 else str(close.code)
         assert f"| {code} | `{close.reason}` |" in protocol, close
