@@ -96,6 +96,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
     joined = False
     replaced = False
     live = False
+    # This connection's claim on its host (metrics.hoststate): a newer one is greater.
+    generation = 0
     # The last live timestamp stored (seconds): the next must be later.
     last_ts = 0.0
     # Whether the host's clock was off at its last live snapshot.
@@ -133,17 +135,21 @@ class AgentConsumer(AsyncWebsocketConsumer):
         logger.info("Agent of host %s connected", host.name)
 
     async def take_host(self, host: str) -> None:
-        """Join the host's agent group, replace any older connection, take the
-        host's lease, and read where its live timestamps stand."""
+        """Join the host's agent group, take the host's lease, replace any older
+        connection, and read where its live timestamps stand."""
         group = agent_group(host)
         await self.channel_layer.group_add(group, self.channel_name)
         self.joined = True
-        await self.channel_layer.group_send(
-            group, {"type": AGENT_REPLACED, "channel": self.channel_name}
-        )
         self.live = await count_viewers(host) > 0
         self.lease = HostLease(host, self.channel_name)
-        await self.lease.claim(self.interval, self.idle_interval, self.live)
+        self.generation = await self.lease.claim(
+            self.interval, self.idle_interval, self.live
+        )
+        # The channel layer may deliver this to a connection that joined after it
+        # was sent: the generation tells the older connection from the newer.
+        await self.channel_layer.group_send(
+            group, {"type": AGENT_REPLACED, "generation": self.generation}
+        )
         state = await load_host_state(host)
         self.last_ts = state.last_seen or 0.0
         self.clock_skew = state.clock_skew
@@ -163,7 +169,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(VIEWER_POLL)
             try:
                 live = await count_viewers(self.host) > 0
-                await self.lease.renew(live)
+                if not await self.lease.renew(live):
+                    # A newer connection took the host; its event is on the way.
+                    continue
             except REDIS_ERRORS as error:
                 logger.warning(
                     "Could not count the viewers of %s: %s", self.host, error
@@ -273,7 +281,12 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def agent_replaced(self, event: dict[str, Any]) -> None:
         """A newer connection of the same host: close this one with 4010."""
-        if event.get("channel") != self.channel_name and self.host is not None:
+        generation = event.get("generation")
+        if (
+            self.host is not None
+            and isinstance(generation, int)
+            and generation > self.generation
+        ):
             self.replaced = True
             await self.close_with(closes.AGENT_REPLACED)
 

@@ -28,20 +28,26 @@ LEASE_SECONDS = 5.0
 STATE_TTL_SECONDS = 7 * 86400
 
 # Take the lease of a host (ARGV: sender, now, lease until, interval, idle interval,
-# live). The newest sender always wins: a connection replaces the one before it.
+# live, seconds the state is kept). The newest sender always wins: a connection
+# replaces the one before it. Returns the claim's generation, which grows by one
+# with each claim of the host: the newer of two senders has the greater.
 _CLAIM = """
+local generation = redis.call('HINCRBY', KEYS[1], 'generation', 1)
 redis.call('HSET', KEYS[1], 'sender', ARGV[1], 'since', ARGV[2], 'lease', ARGV[3],
     'interval', ARGV[4], 'idle_interval', ARGV[5], 'live', ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[7])
+return generation
 """
 
-# Renew the lease if this sender still holds it (ARGV: sender, lease until, live).
-# Returns 1 if it does.
+# Renew the lease if this sender still holds it, or take it again if nobody holds
+# it (a Redis that lost its data); ARGV: sender, lease until, live. Returns 1 if
+# this sender holds it now, 0 if another does.
 _RENEW = """
-if redis.call('HGET', KEYS[1], 'sender') ~= ARGV[1] then
+local sender = redis.call('HGET', KEYS[1], 'sender')
+if sender and sender ~= ARGV[1] then
     return 0
 end
-redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'live', ARGV[3])
+redis.call('HSET', KEYS[1], 'sender', ARGV[1], 'lease', ARGV[2], 'live', ARGV[3])
 return 1
 """
 
@@ -141,10 +147,11 @@ class HostLease:
         self.seconds = seconds
         self.key = state_key(host)
 
-    async def claim(self, interval: float, idle_interval: float, live: bool) -> None:
-        """Take the host, replacing whichever sender held it."""
+    async def claim(self, interval: float, idle_interval: float, live: bool) -> int:
+        """Take the host, replacing whichever sender held it; return the claim's
+        generation (greater than that of every claim before it)."""
         now = time.time()
-        await get_redis().eval(
+        generation = await get_redis().eval(
             _CLAIM,
             1,
             self.key,
@@ -156,9 +163,11 @@ class HostLease:
             "1" if live else "0",
             STATE_TTL_SECONDS,
         )
+        return int(generation)
 
     async def renew(self, live: bool) -> bool:
-        """Extend the lease; False if another sender has taken the host."""
+        """Extend the lease (or take it again if Redis lost it); False if another
+        sender has taken the host."""
         held = await get_redis().eval(
             _RENEW,
             1,
