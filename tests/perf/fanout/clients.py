@@ -6,6 +6,7 @@ is not the tool's work; the tool talks to them over a pipe.
 
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import os
 import signal
@@ -343,20 +344,20 @@ class ClientShare:
             )
         return results
 
-    async def thin(self, keep: list[str]) -> dict[str, int]:
-        """Close every open socket but the first of each host in `keep`; return how
-        many stay open per host."""
-        kept: dict[str, int] = {}
-        wanted = set(keep)
-        closing = []
+    async def thin(self, keep: dict[str, int] | None) -> dict[str, int]:
+        """Close open sockets beyond `keep[host]` of each host (none kept of a host
+        not in it; None: half of each host's, rounded up); return how many stay
+        open per host."""
+        by_host: dict[str | None, list[int]] = {}
         for index, websocket in enumerate(self.sockets):
-            if websocket is None or self.closed_at[index] is not None:
-                continue
-            host = self.hosts[index]
-            if host in wanted and host not in kept:
-                kept[host] = 1
-            else:
-                closing.append(websocket.close())
+            if websocket is not None and self.closed_at[index] is None:
+                by_host.setdefault(self.hosts[index], []).append(index)
+        kept: dict[str, int] = {}
+        closing = []
+        for host, indices in by_host.items():
+            limit = math.ceil(len(indices) / 2) if keep is None else keep.get(host, 0)
+            kept[host] = min(limit, len(indices))
+            closing += [self.sockets[index].close() for index in indices[limit:]]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_TIMEOUT / 2):
                 await asyncio.gather(*closing, return_exceptions=True)

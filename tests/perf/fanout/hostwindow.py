@@ -2,11 +2,11 @@
 
 Per host, a warm-up snapshot sent after the last handshake that every viewer of
 that host received; then each host's next --broadcasts snapshots, CPU, Redis CPU
-and Redis's command count sampled before the first and after the last; then all
-viewers but one per host are closed and the same is sampled over as many intervals,
-so that Redis commands per snapshot can be compared between the two viewer counts
-of the same run (and the web workers' CPU per snapshot with one delivery each is
-the cost of ingest).
+and Redis's command count sampled before the first and after the last; then half
+of each host's viewers are closed and the same is sampled over as many intervals,
+then all but one per host and again: Redis commands per snapshot at three viewer
+counts of the same run, and the web workers' CPU per snapshot with a single
+delivery each, the cost of ingest.
 """
 
 import argparse
@@ -65,7 +65,7 @@ async def measure_hosts_window(
         (after["sent"][name] - before["sent"][name]) * viewers.get(name, 0)
         for name in target.hosts
     )
-    few = await measure_few_viewers(target, pool, args)
+    fewer = await measure_fewer_viewers(target, pool, args)
     return {
         "warm_up": {
             "reached_every_viewer": warm_complete,
@@ -78,38 +78,44 @@ async def measure_hosts_window(
         },
         **results,
         "cpu": summarise_phase(before, after, deliveries),
-        "few_viewers": few,
+        "fewer_viewers": fewer,
     }
 
 
-async def measure_few_viewers(
+async def measure_fewer_viewers(
     target: HostsTarget, pool: ClientPool, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Close all viewers but one per host, let that settle, sample over as many
-    intervals as the window had snapshots per host."""
+    """Close half of each host's viewers, then all but one per host; after each,
+    let it settle and sample over as many intervals as the window had snapshots
+    per host.
+
+    With half, every web worker still almost surely holds viewers of every host,
+    so Redis's work per snapshot should not change at all; with one per host, each
+    host's group has one member process left.
+    """
+    processes = len(pool.links)
     # Viewer i is in client process i mod P and watches host i mod N: each host's
     # first viewer is kept by the process that holds it.
-    processes = len(pool.links)
-    keep = [
-        [name for index, name in enumerate(target.hosts) if index % processes == p]
+    one = [
+        {name: 1 for index, name in enumerate(target.hosts) if index % processes == p}
         for p in range(processes)
     ]
-    answers = await pool.request_all("thin", keep, STEP_TIMEOUT)
-    kept: Counter[str] = Counter()
-    for answer in answers:
-        kept.update(answer)
-    logger.info("hosts: %d viewers left; measuring again", sum(kept.values()))
-    await asyncio.sleep(SETTLE + 2 * args.interval)
-    _, _, viewers = await status(pool)
-    before = await sample(target, pool)
-    await asyncio.sleep(args.broadcasts * args.interval)
-    after = await sample(target, pool)
-    deliveries = sum(
-        (after["sent"][name] - before["sent"][name]) * viewers.get(name, 0)
-        for name in target.hosts
-    )
-    figures = summarise_phase(before, after, deliveries)
-    return {"viewers": sum(viewers.values()), **figures}
+    phases = {}
+    for phase, keep in (("half", [None] * processes), ("one_per_host", one)):
+        await pool.request_all("thin", keep, STEP_TIMEOUT)
+        await asyncio.sleep(SETTLE + 2 * args.interval)
+        _, _, viewers = await status(pool)
+        logger.info("hosts: %d viewers left; measuring again", sum(viewers.values()))
+        before = await sample(target, pool)
+        await asyncio.sleep(args.broadcasts * args.interval)
+        after = await sample(target, pool)
+        deliveries = sum(
+            (after["sent"][name] - before["sent"][name]) * viewers.get(name, 0)
+            for name in target.hosts
+        )
+        figures = summarise_phase(before, after, deliveries)
+        phases[phase] = {"viewers": sum(viewers.values()), **figures}
+    return phases
 
 
 async def status(pool: ClientPool) -> tuple[int, Counter[str], Counter[str]]:
