@@ -286,18 +286,19 @@ class ClientShare:
                 if not stamp:  # not a snapshot (host online/offline, ...)
                     continue
                 sender = extract_host(message)
-                if sender != host:
-                    self.foreign[index] += 1
                 key = host_key(sender, stamp)
                 entry = received.get(key)
-                if entry is None:
-                    received[key] = [1, now]
-                    counts[key] = counts.get(key, 0) + 1
-                    if stamp < latest:
-                        self.disorder[index] += 1
-                    latest = max(latest, stamp)
-                else:
+                if entry is not None:
                     entry[0] += 1
+                    continue
+                received[key] = [1, now]
+                counts[key] = counts.get(key, 0) + 1
+                if sender != host:
+                    self.foreign[index] += 1
+                elif stamp < latest:
+                    self.disorder[index] += 1
+                else:
+                    latest = stamp
         except ConnectionClosed as error:
             code = error.rcvd.code if error.rcvd is not None else 1006
         except Exception as error:  # the socket is lost to us all the same

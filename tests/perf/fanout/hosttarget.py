@@ -141,7 +141,10 @@ class HostsTarget(ServiceTarget):
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            "payload_bytes": len(self.data) + 60,
+            # An agent's frame: the data under a 24-character timestamp.
+            "payload_bytes": len(
+                f'{{"type":"metrics","timestamp":"{"T" * 24}","data":{self.data}}}'
+            ),
             "hosts": len(self.hosts),
             "agents": self.agents,
             "agents_closed_by_server": self.closed_agents,
