@@ -83,6 +83,7 @@ def test_tool_measures_both_targets_without_loss(redis_sync):
     importlib.util.find_spec("metrics.hosts") is None,
     reason="needs the server side of issue 13 (hosts and the agent socket)",
 )
+@pytest.mark.timeout(300)  # two targets in turn, and two more phases
 def test_tool_measures_hosts_against_one_host(redis_sync):
     result = run_tool(
         "--hosts",
