@@ -1,5 +1,6 @@
 """tests/perf/fanout, the fan-out load tool, run end to end with a few clients."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -12,15 +13,17 @@ from tests.support.processes import ROOT
 TOOL = "tests.perf.fanout"
 CLIENTS = 20
 BROADCASTS = 2
+HOSTS = 2
+HOST_CLIENTS = 10
 
 
-def run_tool(*flags: str) -> subprocess.CompletedProcess:
+def run_tool(*flags: str, timeout: float = 90) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", TOOL, *flags],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=timeout,
     )
 
 
@@ -76,9 +79,78 @@ def test_tool_measures_both_targets_without_loss(redis_sync):
     assert list(redis_sync.scan_iter(match=f"{prefix}:*")) == []
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("metrics.hosts") is None,
+    reason="needs the server side of issue 13 (hosts and the agent socket)",
+)
+@pytest.mark.timeout(300)  # two targets in turn, and two more phases
+def test_tool_measures_hosts_against_one_host(redis_sync):
+    result = run_tool(
+        "--hosts",
+        str(HOSTS),
+        "--clients",
+        str(HOST_CLIENTS),
+        "--workers",
+        "2",
+        "--interval",
+        "1",
+        "--broadcasts",
+        str(BROADCASTS),
+        "--redis-url",
+        settings.REDIS_URL,
+        timeout=240,
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["config"]["targets"] == ["service", "hosts"]
+    assert report["bare"] is None
+    single, hosts = report["service"], report["hosts"]
+    assert single["lost"] == {"total": 0, "clients": 0}
+    assert hosts["connect"]["connected"] == HOST_CLIENTS
+    assert hosts["agents"]["connected"] == HOSTS
+    assert hosts["agents_closed_by_server"] == {}
+    for figure in ("lost", "duplicated", "foreign", "out_of_order"):
+        assert hosts[figure] == {"total": 0, "clients": 0}, figure
+    assert hosts["disconnected"]["total"] == 0
+    assert hosts["deliveries"] == HOST_CLIENTS * BROADCASTS
+    assert set(hosts["per_host"]) == {"fanout-000", "fanout-001"}
+    for name, figures in hosts["per_host"].items():
+        assert figures["viewers"] == HOST_CLIENTS // HOSTS, name
+        assert figures["deliveries"] == figures["viewers"] * BROADCASTS, name
+        assert figures["latency_ms"]["last"]["p95"] > 0, name
+    assert hosts["cpu"]["snapshots_ingested"] > 0
+    assert hosts["cpu"]["server_ms_per_snapshot"] > 0
+    assert hosts["cpu"]["redis_commands_per_snapshot"] > 0
+    fewer = hosts["fewer_viewers"]
+    # Half of each host's 5, rounded up.
+    assert fewer["half"]["viewers"] == HOSTS * 3
+    assert fewer["one_per_host"]["viewers"] == HOSTS
+    for phase in fewer.values():
+        assert phase["snapshots_ingested"] > 0
+        assert phase["redis_commands_per_snapshot"] > 0
+    verdict = report["hosts_vs_single"]
+    assert verdict["lost"] == verdict["duplicated"] == 0
+    assert verdict["last_p95_ratio"] > 0
+    assert verdict["ingest_ms_per_snapshot"] > 0
+    prefix = report["config"]["key_prefix"]
+    assert list(redis_sync.scan_iter(match=f"{prefix}:*")) == []
+
+
 @pytest.mark.parametrize(
     "flags",
-    [["--clients", "0"], ["--clients", "abc"], ["--interval", "0"], ["--only", "x"]],
+    [
+        ["--clients", "0"],
+        ["--clients", "abc"],
+        ["--interval", "0"],
+        ["--only", "x"],
+        ["--hosts", "0"],
+        ["--hosts", "abc"],
+        ["--hosts", "1001"],
+        ["--hosts", "5", "--clients", "3"],
+        ["--only", "hosts"],
+        ["--only", "bare", "--hosts", "2"],
+    ],
 )
 def test_tool_refuses_bad_flags(flags):
     result = run_tool(*flags)

@@ -20,12 +20,25 @@ time of the server's web processes (per delivery), of the publisher and Redis, a
 of the tool's own client processes (whether they were saturated, which would make
 the figures the tool's rather than the server's).
 
+With --hosts N (issue 13), the run measures "service" (the single host, as above)
+and then "hosts": runservice again, on a database of its own, with N hosts, each
+fed by a simulated agent (agents.py) sending a snapshot per interval on the agent
+socket, and the clients spread evenly over the hosts as their viewers. Per host and
+in total: connects, lost, duplicated, foreign (another host's) and out-of-order
+snapshots per viewer, publish (the agent's send) -> first and -> last viewer, the
+web workers' CPU per ingested snapshot and per delivery, Redis's commands per
+snapshot; then the same CPU and Redis figures with half of each host's viewers, and
+with one per host. "hosts_vs_single" sets them against issue 13's bars.
+
 Run from the project root (Redis: --redis-url, in any form REDIS_URL takes, else
-127.0.0.1:6379 if it answers, else an embedded redis-server the tool starts):
+127.0.0.1:6379 if it answers, else an embedded redis-server the tool starts; with
+--hosts, an embedded one unless --redis-url, so that Redis's command count is the
+run's alone):
 
     .venv/bin/python -m tests.perf.fanout --clients 2000 [--workers 1]
         [--interval 1] [--broadcasts 10] [--client-processes 1]
-        [--connect-timeout 30] [--only bare|service] [--redis-url redis://...]
+        [--connect-timeout 30] [--only bare|service|hosts] [--hosts N]
+        [--redis-url redis://...]
 
 Progress goes to stderr and one JSON line to stdout; a failure is one line on stderr
 and a non-zero exit (a target that accepted no client at all is one too, after the
@@ -43,7 +56,12 @@ One job per module:
 - measurement: the procedure against one target, and what it samples;
 - report: the figures made of the samples;
 - broadcasts: a broadcast, known by its timestamp;
-- resources: what processes and the kernel use (CPU, memory, sockets, limits).
+- resources: what processes and the kernel use (CPU, memory, sockets, limits);
+- seed: the service's database for a run (users' and hosts' tokens), in a child;
+- agents: --hosts mode's simulated agents, in a process of their own;
+- hosttarget: --hosts mode's target, the service with N hosts and their agents;
+- hostwindow: --hosts mode's procedure once the viewers are connected;
+- hostreport: --hosts mode's figures, per host, in total and against one host.
 """
 
 import asyncio

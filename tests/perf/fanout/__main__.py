@@ -14,7 +14,7 @@ import sys
 import tests.perf.fanout
 from core.redis_urls import is_sentinel_url, parse_sentinel_url
 from tests.perf.fanout import FanoutError
-from tests.perf.fanout.runs import TARGETS, run_until_signalled
+from tests.perf.fanout.runs import ALL_TARGETS, run_until_signalled
 
 PROG = "python -m tests.perf.fanout"
 
@@ -26,6 +26,7 @@ MAX_INTERVAL = 3600.0
 MAX_CLIENTS = 100_000
 MAX_BROADCASTS = 10_000
 MAX_CLIENT_PROCESSES = 64
+MAX_HOSTS = 1000
 
 
 def bounded_int(low: int, high: int):
@@ -111,7 +112,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds each client may take to connect (default: 30)",
     )
     parser.add_argument(
-        "--only", choices=TARGETS, help="measure one target only (no ratios)"
+        "--only",
+        choices=ALL_TARGETS,
+        help="measure one target only (no ratios); hosts needs --hosts",
+    )
+    parser.add_argument(
+        "--hosts",
+        type=bounded_int(1, MAX_HOSTS),
+        help="N hosts, each fed by a simulated agent, the clients spread over them; "
+        "measured after the single-host service with the same clients and workers "
+        "(instead of bare and service)",
     )
     parser.add_argument(
         "--redis-url",
@@ -128,6 +138,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.client_processes > args.clients:
         parser.error("--client-processes must not exceed --clients")
+    if args.hosts is not None and args.hosts > args.clients:
+        parser.error("--hosts must not exceed --clients (each host needs a viewer)")
+    if args.only == "hosts" and args.hosts is None:
+        parser.error("--only hosts needs --hosts")
+    if args.only == "bare" and args.hosts is not None:
+        parser.error("--only bare cannot be used with --hosts")
     return args
 
 
@@ -155,7 +171,7 @@ def main() -> None:
         sys.stderr.write(f"{PROG}: error: {type(error).__name__}: {message}\n")
         sys.exit(1)
     sys.stdout.write(json.dumps(report) + "\n")
-    errors = [(report[name] or {}).get("error") for name in TARGETS]
+    errors = [(report.get(name) or {}).get("error") for name in ALL_TARGETS]
     errors = [error for error in errors if error]
     if errors:
         sys.stderr.write(f"{PROG}: error: {'; '.join(errors)}\n")

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 TIMESTAMP_MARK = b'"timestamp":"'
+HOST_MARK = b'"host"'
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,25 @@ def extract_key(message: bytes) -> str:
         return ""
     start += len(TIMESTAMP_MARK)
     return message[start : message.find(b'"', start)].decode()
+
+
+def extract_host(message: bytes) -> str:
+    """Return the value of a message's first "host" field (white space around its
+    colon allowed), or "" if it has none; snapshots' data has no such field."""
+    start = message.find(HOST_MARK)
+    if start < 0:
+        return ""
+    start = message.find(b'"', start + len(HOST_MARK))
+    end = message.find(b'"', start + 1)
+    if start < 0 or end < 0:
+        return ""
+    return message[start + 1 : end].decode()
+
+
+def host_key(host: str, timestamp: str) -> str:
+    """The key a snapshot of one of several hosts is known by: host and timestamp
+    (two hosts' agents may stamp the same millisecond)."""
+    return f"{host}|{timestamp}"
 
 
 def parse_timestamp(text: str) -> tuple[float, bool]:

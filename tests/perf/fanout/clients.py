@@ -6,6 +6,7 @@ is not the tool's work; the tool talks to them over a pipe.
 
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import os
 import signal
@@ -19,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.perf.fanout import FanoutError
-from tests.perf.fanout.broadcasts import extract_key
+from tests.perf.fanout.broadcasts import extract_host, extract_key, host_key
 from tests.perf.fanout.resources import cpu_seconds
 
 # Snapshots are ~2 KB; this only keeps the client from ever refusing one.
@@ -80,9 +81,16 @@ class ClientShare:
         self.connected: list[bool] = []
         # Per socket: timestamp text -> [copies received, first receive wall time].
         self.received: list[dict[str, list]] = []
-        # Timestamp text -> open sockets that have received it.
+        # Timestamp text (in --hosts mode "host|timestamp") -> open sockets that
+        # have received it.
         self.counts: dict[str, int] = {}
         self.open = 0
+        # --hosts mode: per socket, the host it watches (None: one host only), how
+        # many snapshots of other hosts and how many out of order it received.
+        self.hosts: list[str | None] = []
+        self.foreign: list[int] = []
+        self.disorder: list[int] = []
+        self.open_by_host: Counter[str] = Counter()
         self.listeners: set[asyncio.Task] = set()
 
     async def serve(self) -> None:
@@ -111,20 +119,36 @@ class ClientShare:
         if command == "settle":
             return await self.settle()
         if command == "status":
-            return {"open": self.open, "counts": dict(self.counts)}
+            return {
+                "open": self.open,
+                "counts": dict(self.counts),
+                "open_by_host": dict(self.open_by_host),
+            }
         if command == "collect":
             return self.collect(payload)
+        if command == "collect_hosts":
+            return self.collect_hosts(payload)
+        if command == "thin":
+            return await self.thin(payload)
         if command == "close":
             await self.close_all()
             return None
         raise ValueError(f"unknown command {command!r}")
 
     async def connect_all(
-        self, urls: list[str], origin: str, open_timeout: float
+        self,
+        urls: list[str],
+        origin: str,
+        open_timeout: float,
+        hosts: list[str] | None = None,
     ) -> dict[str, Any]:
         """Open every socket at once; return when it began, how long it took and
-        this process's CPU time meanwhile."""
+        this process's CPU time meanwhile. `hosts`: the host each socket watches
+        (--hosts mode), whose snapshots only it must get."""
         count = len(urls)
+        self.hosts = list(hosts) if hosts is not None else [None] * count
+        self.foreign = [0] * count
+        self.disorder = [0] * count
         self.sockets = [None] * count
         self.attempted_at = [0.0] * count
         self.opened_at = [None] * count
@@ -210,7 +234,14 @@ class ClientShare:
         self.opened_at[index] = time.time()
         self.sockets[index] = websocket
         self.open += 1
-        task = asyncio.create_task(self.listen(index, websocket))
+        host = self.hosts[index]
+        if host is not None:
+            self.open_by_host[host] += 1
+        task = asyncio.create_task(
+            self.listen(index, websocket)
+            if host is None
+            else self.listen_host(index, websocket, host)
+        )
         self.listeners.add(task)
         task.add_done_callback(self.listeners.discard)
         return None
@@ -235,11 +266,53 @@ class ClientShare:
             code = error.rcvd.code if error.rcvd is not None else 1006
         except Exception as error:  # the socket is lost to us all the same
             code = f"client_{type(error).__name__}"
+        self.closed(index, code)
+
+    async def listen_host(
+        self, index: int, websocket: TimedClientConnection, host: str
+    ) -> None:
+        """listen() for a viewer of one of several hosts: snapshots are known by
+        host and timestamp; those of other hosts and those older than one already
+        received are counted."""
+        received = self.received[index]
+        counts = self.counts
+        latest = ""
+        code: int | str
+        try:
+            while True:
+                message = await websocket.recv(decode=False)
+                now = websocket.arrived_at
+                stamp = extract_key(message)
+                if not stamp:  # not a snapshot (host online/offline, ...)
+                    continue
+                sender = extract_host(message)
+                key = host_key(sender, stamp)
+                entry = received.get(key)
+                if entry is not None:
+                    entry[0] += 1
+                    continue
+                received[key] = [1, now]
+                counts[key] = counts.get(key, 0) + 1
+                if sender != host:
+                    self.foreign[index] += 1
+                elif stamp < latest:
+                    self.disorder[index] += 1
+                else:
+                    latest = stamp
+        except ConnectionClosed as error:
+            code = error.rcvd.code if error.rcvd is not None else 1006
+        except Exception as error:  # the socket is lost to us all the same
+            code = f"client_{type(error).__name__}"
+        self.open_by_host[host] -= 1
+        self.closed(index, code)
+
+    def closed(self, index: int, code: int | str) -> None:
+        """Note a socket's end; what it received no longer counts as delivered."""
         self.closed_at[index] = time.time()
         self.close_code[index] = code
         self.open -= 1
-        for key in received:
-            counts[key] -= 1
+        for key in self.received[index]:
+            self.counts[key] -= 1
 
     def collect(self, keys: list[str]) -> list[tuple[int | None, list]]:
         """Per connected socket: its close code if closed, and per key
@@ -254,6 +327,42 @@ class ClientShare:
                 (code, [tuple(received.get(key) or (0, None)) for key in keys])
             )
         return results
+
+    def collect_hosts(self, keys: dict[str, list[str]]) -> list[tuple]:
+        """Per connected socket: its host, its close code if closed, per key of its
+        host's (copies, first receive time), and its foreign and out-of-order
+        counts. `keys`: per host, the "host|timestamp" keys of its window."""
+        results = []
+        for index, connected in enumerate(self.connected):
+            if not connected:
+                continue
+            host = self.hosts[index]
+            received = self.received[index]
+            code = self.close_code[index] if self.closed_at[index] is not None else None
+            entries = [tuple(received.get(key) or (0, None)) for key in keys[host]]
+            results.append(
+                (host, code, entries, self.foreign[index], self.disorder[index])
+            )
+        return results
+
+    async def thin(self, keep: dict[str, int] | None) -> dict[str, int]:
+        """Close open sockets beyond `keep[host]` of each host (none kept of a host
+        not in it; None: half of each host's, rounded up); return how many stay
+        open per host."""
+        by_host: dict[str | None, list[int]] = {}
+        for index, websocket in enumerate(self.sockets):
+            if websocket is not None and self.closed_at[index] is None:
+                by_host.setdefault(self.hosts[index], []).append(index)
+        kept: dict[str, int] = {}
+        closing = []
+        for host, indices in by_host.items():
+            limit = math.ceil(len(indices) / 2) if keep is None else keep.get(host, 0)
+            kept[host] = min(limit, len(indices))
+            closing += [self.sockets[index].close() for index in indices[limit:]]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT / 2):
+                await asyncio.gather(*closing, return_exceptions=True)
+        return kept
 
     async def close_all(self) -> None:
         """Close every socket, giving up on slow closing handshakes."""
@@ -276,17 +385,19 @@ def run_client_process(link: Connection) -> None:
 
 
 class ClientPool:
-    """The tool's client processes (spawned), each with a share of the sockets."""
+    """The tool's client processes (spawned), each with a share of the sockets.
 
-    def __init__(self, count: int) -> None:
+    `entry`: what each process runs with its end of the pipe (the simulated agents
+    of --hosts mode are such a process too).
+    """
+
+    def __init__(self, count: int, entry=run_client_process) -> None:
         context = multiprocessing.get_context("spawn")
         self.links: list[Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
         for _ in range(count):
             ours, theirs = context.Pipe()
-            process = context.Process(
-                target=run_client_process, args=(theirs,), daemon=True
-            )
+            process = context.Process(target=entry, args=(theirs,), daemon=True)
             process.start()
             theirs.close()
             self.links.append(ours)

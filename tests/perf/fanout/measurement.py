@@ -15,6 +15,8 @@ from websockets.asyncio.client import connect
 
 from tests.perf.fanout import FanoutError, finish
 from tests.perf.fanout.clients import SETTLE, ClientPool
+from tests.perf.fanout.hosttarget import HostsTarget
+from tests.perf.fanout.hostwindow import measure_hosts_window
 from tests.perf.fanout.report import (
     analyse_window,
     summarise_connect,
@@ -73,7 +75,14 @@ async def measure(
             failures = ", ".join(f"{n} {k}" for k, n in connects["failures"].items())
             report["error"] = f"{name}: no client connected ({failures})"
             return report
-        report.update(await measure_window(target, pool, args, grace, last_handshake))
+        if isinstance(target, HostsTarget):
+            report.update(
+                await measure_hosts_window(target, pool, args, grace, last_handshake)
+            )
+        else:
+            report.update(
+                await measure_window(target, pool, args, grace, last_handshake)
+            )
         return report
     finally:
         logger.info("%s: closing the clients", name)
@@ -101,12 +110,14 @@ async def connect_storm(
     """Open every client at once over the client processes; return how it went and
     when the last handshake ended (None if no client connected)."""
     urls = target.client_urls(clients)
+    hosts = target.client_hosts(clients)
     processes = len(pool.links)
     payloads = [
         {
             "urls": urls[index::processes],
             "origin": target.origin,
             "open_timeout": args.connect_timeout,
+            "hosts": hosts[index::processes] if hosts else None,
         }
         for index in range(processes)
     ]

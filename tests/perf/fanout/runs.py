@@ -13,6 +13,8 @@ from typing import Any
 
 from tests.perf.fanout import finish
 from tests.perf.fanout.clients import SETTLE
+from tests.perf.fanout.hostreport import judge
+from tests.perf.fanout.hosttarget import HostsTarget
 from tests.perf.fanout.measurement import measure
 from tests.perf.fanout.report import compare, describe_machine
 from tests.perf.fanout.resources import raise_file_limit
@@ -27,6 +29,16 @@ from tests.perf.fanout.targets import (
 logger = logging.getLogger(__name__)
 
 TARGETS = ("bare", "service")
+# --hosts mode: the single-host service, then the same with N hosts and agents.
+HOSTS_TARGETS = ("service", "hosts")
+ALL_TARGETS = ("bare", "service", "hosts")
+
+
+def chosen_targets(args: argparse.Namespace) -> list[str]:
+    """The targets a run measures, in order."""
+    if args.only:
+        return [args.only]
+    return list(HOSTS_TARGETS if args.hosts else TARGETS)
 
 
 async def run_until_signalled(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,7 +52,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure the chosen targets in turn and return the report."""
     file_limit = raise_file_limit()
     started = time.monotonic()
-    targets = [args.only] if args.only else list(TARGETS)
+    targets = chosen_targets(args)
     grace = max(2 * args.interval, 5.0)
     prefix = f"perf-fanout-{uuid.uuid4().hex[:12]}"
     workdir = Path(tempfile.mkdtemp(prefix="fanout-"))
@@ -61,14 +73,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "compression": None,
             "targets": targets,
         }
+        if args.hosts:
+            config["hosts"] = args.hosts
         report: dict[str, Any] = {"machine": describe_machine(file_limit)}
-        if "service" in targets:
-            redis_url, source, embedded = await choose_redis(args.redis_url, workdir)
+        if "service" in targets or "hosts" in targets:
+            # --hosts counts Redis's commands: a Redis of the run's own by default.
+            redis_url, source, embedded = await choose_redis(
+                args.redis_url, workdir, own=bool(args.hosts)
+            )
             config.update(redis=source, key_prefix=prefix)
         results: dict[str, Any] = {}
         for name in targets:
             if name == "bare":
                 target: Target = BareTarget(workdir, payload, args.interval)
+            elif name == "hosts":
+                target = HostsTarget(
+                    workdir,
+                    args.workers,
+                    args.interval,
+                    redis_url,
+                    prefix,
+                    args.hosts,
+                    payload,
+                    args.connect_timeout,
+                )
             else:
                 target = ServiceTarget(
                     workdir, args.workers, args.interval, redis_url, prefix
@@ -80,9 +108,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             service=results.get("service"),
             ratios=(
                 compare(results["bare"], results["service"])
-                if len(results) == 2
+                if "bare" in results and "service" in results
                 else None
             ),
+        )
+        if args.hosts:
+            report.update(
+                hosts=results.get("hosts"),
+                hosts_vs_single=(
+                    judge(results["service"], results["hosts"])
+                    if "service" in results and "hosts" in results
+                    else None
+                ),
+            )
+        report.update(
             elapsed_s=round(time.monotonic() - started, 1),
         )
         # A target that could not be measured: its server's log may say why.

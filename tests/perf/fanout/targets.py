@@ -49,7 +49,10 @@ IDLE_CPU = 0.02
 IDLE_SAMPLE = 0.25
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-BENCHMARK_USERNAME = "fanout-benchmark"
+SEED_TIMEOUT = 300.0
+# The local publisher's host name (the server's METRICS_HOST_NAME), so that the
+# tool knows which host's history the single-host target's broadcasts are in.
+LOCAL_HOST = "fanout-local"
 # The longest the settings allow: no token may expire mid-run (4001 would close it).
 TOKEN_LIFETIME = 86400
 
@@ -130,6 +133,10 @@ class Target:
 
     async def redis_cpu(self) -> float | None:
         """Redis's CPU seconds so far, if this target uses Redis."""
+        return None
+
+    def client_hosts(self, clients: int) -> list[str] | None:
+        """The host each client watches, when there are several (--hosts)."""
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -213,6 +220,8 @@ class ServiceTarget(Target):
     """`manage.py runservice` on a fresh database, with a Redis prefix of its own."""
 
     name = "service"
+    database = "db.sqlite3"
+    log_name = "runservice.log"
 
     def __init__(
         self, workdir: Path, workers: int, interval: float, redis_url: str, prefix: str
@@ -223,7 +232,7 @@ class ServiceTarget(Target):
         self.redis_url = redis_url
         self.prefix = prefix
         self.port = free_port()
-        self.log = workdir / "runservice.log"
+        self.log = workdir / self.log_name
         self.process: subprocess.Popen | None = None
         self.known: list[psutil.Process] = []
         self.tokens: list[str] = []
@@ -240,9 +249,10 @@ class ServiceTarget(Target):
             DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
             DJANGO_DEBUG="0",
             DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-            DATABASE_URL=f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            DATABASE_URL=f"sqlite:///{self.workdir / self.database}",
             REDIS_URL=self.redis_url,
             METRICS_REDIS_PREFIX=self.prefix,
+            METRICS_HOST_NAME=LOCAL_HOST,
             # Any active user may watch: the benchmark's user has no permissions.
             METRICS_REQUIRED_PERMISSION="",
             # Every client is the one benchmark user, from one address: no caps.
@@ -269,7 +279,11 @@ class ServiceTarget(Target):
         self.process = await asyncio.to_thread(spawn, args, self.log, self.env)
         await self.wait_ready()
         await self.wait_idle()
-        self.tokens = await asyncio.to_thread(issue_tokens, self.env, clients)
+        await self.prepare(clients)
+
+    async def prepare(self, clients: int) -> None:
+        """Issue the clients' tokens and follow what is published."""
+        self.tokens, _ = await asyncio.to_thread(seed_database, self.env, clients)
         self.tracker = asyncio.create_task(self.track_history())
 
     def discover(self) -> None:
@@ -345,17 +359,24 @@ class ServiceTarget(Target):
             quiet = 0 if busy else quiet + 1
             before = after
             if time.monotonic() > deadline:
-                logger.warning("service: web workers still busy; starting anyway")
+                logger.warning("%s: web workers still busy; starting anyway", self.name)
                 return
 
     async def track_history(self) -> None:
-        """Follow the publisher's history: every broadcast and its publish time."""
-        key = f"{self.prefix}:history"
+        """Follow the publisher's history: every broadcast and its publish time.
+
+        The history is the local host's (P:host:NAME:history) on a server that
+        keeps hosts, P:history on one that does not: whichever has entries.
+        """
+        keys = [f"{self.prefix}:host:{LOCAL_HOST}:history", f"{self.prefix}:history"]
         since = "-inf"
         while True:
             try:
+                if len(keys) > 1:
+                    found_in = [key for key in keys if await self.redis.exists(key)]
+                    keys = found_in[:1] or keys
                 found = await self.redis.zrangebyscore(
-                    key, since, "+inf", withscores=True
+                    keys[0], since, "+inf", withscores=True
                 )
             except Exception as error:  # a Redis hiccup; the wait loops time out
                 logger.warning("service: reading history failed: %s", error)
@@ -376,6 +397,14 @@ class ServiceTarget(Target):
         except Exception:  # only a figure of the report is missing
             return None
         return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    async def redis_commands(self) -> int | None:
+        """The commands Redis has processed so far (all its clients'), if known."""
+        try:
+            info = await self.redis.info("stats")
+        except Exception:  # only a figure of the report is missing
+            return None
+        return int(info["total_commands_processed"])
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -402,30 +431,38 @@ class ServiceTarget(Target):
         if self.redis is not None:
             try:
                 deleted = await delete_prefixed(self.redis, f"{self.prefix}:")
-                logger.info("service: deleted %d Redis keys of the run", deleted)
+                logger.info("%s: deleted %d Redis keys of the run", self.name, deleted)
             finally:
                 await self.redis.aclose()
 
 
-def issue_tokens(env: dict[str, str], count: int) -> list[str]:
-    """Create the benchmark user in the service's database; one access token each.
+def seed_database(
+    env: dict[str, str], viewers: int, hosts: list[str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Create the benchmark user and `hosts` in the service's database; return one
+    access token per viewer and each host's agent token.
 
-    Runs Django in this process with the service's own environment, so the tokens
-    are signed with its key and name a user its workers will find.
+    Runs Django in a child process (tests/perf/fanout/seed.py) with the service's
+    own environment, so the tokens are signed with its key and name a user and
+    hosts its workers will find, whatever target came before in this run.
     """
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.db import connections
-    from rest_framework_simplejwt.tokens import AccessToken
-
-    user = get_user_model().objects.create_user(username=BENCHMARK_USERNAME)
-    try:
-        return [str(AccessToken.for_user(user)) for _ in range(count)]
-    finally:
-        connections.close_all()
+    request = json.dumps({"viewers": viewers, "hosts": hosts or []})
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.perf.fanout.seed"],
+        cwd=ROOT,
+        env=env,
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=SEED_TIMEOUT,
+    )
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise FanoutError(
+            f"could not create the run's user and hosts: {lines[-1] if lines else ''}"
+        )
+    seeded = json.loads(result.stdout.strip().splitlines()[-1])
+    return seeded["tokens"], seeded["hosts"]
 
 
 def redis_answers(url: str) -> bool:
@@ -443,15 +480,18 @@ def redis_answers(url: str) -> bool:
         client.close()
 
 
-async def choose_redis(given: str | None, workdir: Path) -> tuple[str, str, Any]:
+async def choose_redis(
+    given: str | None, workdir: Path, own: bool = False
+) -> tuple[str, str, Any]:
     """Return the service's Redis URL, where it comes from, and the embedded server
     started for it (to be stopped) if any: --redis-url, else 127.0.0.1:6379 if it
-    answers, else a redis-server of our own on a unix socket in `workdir`."""
+    answers (unless `own`: a Redis whose command count is the run's alone), else a
+    redis-server of our own on a unix socket in `workdir`."""
     if given is not None:
         if not await asyncio.to_thread(redis_answers, given):
             raise FanoutError(f"no Redis answers at --redis-url {given}")
         return given, "--redis-url", None
-    if await asyncio.to_thread(redis_answers, LOCAL_REDIS):
+    if not own and await asyncio.to_thread(redis_answers, LOCAL_REDIS):
         return LOCAL_REDIS, "local", None
     from runner.embedded_redis import EmbeddedRedis
 
