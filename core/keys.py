@@ -5,16 +5,16 @@ several deployments, or a test run, share one Redis server without seeing each o
 
 | key | what it holds | kept by |
 |---|---|---|
-| `P:host:...:latest` | a host's latest snapshot event (JSON), for 3 intervals | metrics.store |
-| `P:host:...:history` | a host's recent snapshot texts, scored by timestamp | metrics.store |
-| `P:host:...:state` | a host's last sight, interval, live, clock skew, sender's lease | metrics.hoststate |
-| `P:host:...:leader` | the local publisher leading for a host, while it renews | metrics.leadership |
-| `P:publisher:heartbeat` | the leading local publisher's last tick: at, interval, host | metrics.store |
-| `P:viewers:...` | each web process's count of a host's viewers, with an expiry | metrics.viewers |
+| `P:host:...:latest` | a host's latest snapshot event, 3 intervals | metrics.store |
+| `P:host:...:history` | a host's snapshot texts by timestamp | metrics.store |
+| `P:host:...:state` | a host's last sight, interval, sender's lease | metrics.hoststate |
+| `P:host:...:leader` | a host's leading local publisher | metrics.leadership |
+| `P:publisher:heartbeat` | the leading local publisher's last tick | metrics.store |
+| `P:viewers:...` | each web process's count of a host's viewers | metrics.viewers |
 | `P:sockets:user:...` | one user's open sockets, per web process | metrics.quotas |
 | `P:sockets:processes` | each counting web process's expiry | metrics.quotas |
 | `P:cache:...` | Django's cache: the login throttles' counts | core.cache |
-| `P:...` | channel-layer channels and groups (`P:__group__metrics.HOST`, ...) | channels_redis |
+| `P:...` | channel-layer groups (`P:__group__metrics.HOST`, ...) | channels_redis |
 """
 
 from django.conf import settings

@@ -1,11 +1,18 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
+from core.hostnames import HOST_NAME_PATTERN
+from metrics.pages import HostDashboardView
 from metrics.views import DashboardView, HostsView, favicon
 from monitor.health import healthz, readyz
 
 urlpatterns = [
     path("", DashboardView.as_view(), name="dashboard"),
+    re_path(
+        rf"^hosts/(?P<name>{HOST_NAME_PATTERN})/$",
+        HostDashboardView.as_view(),
+        name="host-dashboard",
+    ),
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
     path("api/metrics/", include("metrics.urls")),

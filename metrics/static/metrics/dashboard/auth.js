@@ -1,9 +1,11 @@
 // Auth and API: the session's tokens, logging in and out, refreshing the access token
 // ahead of its expiry, the authorized GETs of the HTTP API (the history), and the
-// server's own readiness (/readyz).
+// server's own readiness (/readyz). The history is this page's host's (hosts.js).
 // The tokens live in sessionStorage: a reload stays logged in, a closed tab does not.
 // This module never touches the page: when the session ends or the access token is
 // renewed, it calls the handlers the entry module gave it (setHandlers).
+
+import { withHost } from "./hosts.js";
 
 const REFRESH_AT = 0.8; // share of the access token's lifetime to refresh at
 const REFRESH_RETRY = 5000; // ms before trying again when the server was unreachable
@@ -183,15 +185,30 @@ async function authorizedGet(url) {
   return response.json();
 }
 
-/** The snapshots of the last `seconds`, or of the last minute if the server keeps less. */
+/**
+ * This page's host's snapshots of the last `seconds`, or of the last minute if the
+ * server keeps less.
+ */
 export async function loadHistory(seconds) {
+  const history = (s) => authorizedGet(`/api/metrics/history?${withHost(`seconds=${s}`)}`);
   try {
-    return await authorizedGet(`/api/metrics/history?seconds=${seconds}`);
+    return await history(seconds);
   } catch (error) {
     // 400: more than the server keeps (METRICS_HISTORY_SECONDS, 60 at the least).
     if (!(error instanceof HttpError && error.status === 400) || seconds <= 60) throw error;
-    return authorizedGet("/api/metrics/history?seconds=60");
+    return history(60);
   }
+}
+
+/**
+ * The hosts the server knows, [{name, online, last_seen, interval, clock_skew}], or
+ * null if it does not say. Never ends the session: the history speaks for that.
+ */
+export async function loadHosts() {
+  const response = await fetch("/api/hosts", {
+    headers: { Authorization: `Bearer ${session.access}` },
+  });
+  return response.ok ? response.json() : null;
 }
 
 /**

@@ -1,8 +1,10 @@
 // The host monitor dashboard: log in, draw the last minutes at once from the history
-// endpoint, then follow the live WebSocket stream, reconnecting by itself.
+// endpoint, then follow the live WebSocket stream, reconnecting by itself. The page
+// shows the host its URL names (`/hosts/NAME/`), or the server's default host (`/`).
 //
 // This entry module only wires the others together; each has one job:
-//   auth.js        the tokens, log in and out, refresh, the HTTP API (history)
+//   auth.js        the tokens, log in and out, refresh, the HTTP API (history, hosts)
+//   hosts.js       which host this page shows, from its URL
 //   socket.js      the live stream: connect, renew, reconnect, ping
 //   snapshots.js   the rows kept for drawing
 //   charts.js      the uPlot charts
@@ -15,15 +17,37 @@
 
 import * as auth from "./auth.js";
 import { charts } from "./charts.js";
+import { pageHost } from "./hosts.js";
 import * as snapshots from "./snapshots.js";
 import * as socket from "./socket.js";
 import * as view from "./view.js";
 
 function startSession() {
   view.showDashboard();
+  view.showHost(pageHost);
   view.setState("connecting");
   auth.scheduleRefresh();
   socket.connect();
+}
+
+/**
+ * The hosts the server knows: links to their pages when there are several, and
+ * whether this page's host is offline. Best effort: without the list, the page
+ * simply shows no links.
+ */
+async function showHosts() {
+  let hosts;
+  try {
+    hosts = await auth.loadHosts();
+  } catch {
+    return;
+  }
+  if (!Array.isArray(hosts) || !auth.hasSession()) return;
+  const current = pageHost || view.elements.hostName.textContent;
+  view.showHosts(hosts, current);
+  if (hosts.find((host) => host.name === current)?.online === false) {
+    socket.markHostOffline();
+  }
 }
 
 /** Forget the tokens, stop everything and show the login form with a message. */
@@ -62,9 +86,12 @@ function logOut() {
 
 /** The history endpoint's answer: the host's name and the snapshots to draw. */
 function showHistory(history, { first }) {
-  view.showHost(history.host);
+  view.showHost(pageHost || history.host);
   addSnapshots(history.snapshots);
-  if (first) view.showHistoryPoints(snapshots.rows().length);
+  if (first) {
+    view.showHistoryPoints(snapshots.rows().length);
+    showHosts();
+  }
 }
 
 function addSnapshots(messages) {
@@ -88,6 +115,8 @@ socket.setHandlers({
   state: view.setState,
   history: showHistory,
   snapshot: (message) => addSnapshots([message]),
+  host: view.showHostOnline,
+  missing: (reason) => view.showMissing(pageHost, reason),
   ended: sessionEnded,
 });
 

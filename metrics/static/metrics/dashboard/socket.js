@@ -5,10 +5,13 @@
 // When the server answers 5xx, closes with 1011 or stops sending, ask /readyz why:
 // a server that cannot reach its data store (Redis) or database is shown as such,
 // not as an endless "Reconnecting…", and the page reconnects once it can again.
+// The stream is this page's host's (hosts.js): a host that goes offline is shown as
+// such, not as a stale stream; one the server does not know (4004) ends the stream.
 // This module never touches the page: it reports through the handlers the entry
 // module gave it (setHandlers).
 
 import * as auth from "./auth.js";
+import { hostQuery, pageHost } from "./hosts.js";
 import { HISTORY_SECONDS } from "./snapshots.js";
 
 const BACKOFF_FIRST = 0.5; // seconds before the first reconnect (before jitter)
@@ -18,6 +21,7 @@ const PONG_WITHIN = 10_000; // ms a ping may go unanswered before the socket is 
 const OPEN_WITHIN = 15_000; // ms a WebSocket handshake may take
 const CLOSE_AUTH_FAILED = 4001; // bad, expired or revoked token
 const CLOSE_FORBIDDEN = 4003; // the user may not watch this host
+const CLOSE_NO_HOST = 4004; // no such host (unknown or disabled), or none to show
 const CLOSE_SERVER_ERROR = 1011; // e.g. "data store unavailable"
 const DIAGNOSE_EVERY = 3000; // ms between two questions to /readyz
 
@@ -28,6 +32,10 @@ const stream = {
   attempt: 0,
   interval: 5, // seconds between snapshots, from the history endpoint
   lastSnapshotAt: 0, // ms (this clock) when the last snapshot came
+  newest: 0, // the newest snapshot's timestamp (ms), from the history or the socket
+  hostOnline: true, // false from a `host` frame saying so until data flows again
+  hostOnlineAt: 0, // ms when the host was last said to be back online
+  missing: false, // the server has no such host: nothing to reconnect to
   openedAt: 0, // ms when the socket opened (or began to)
   lastMessageAt: 0, // ms when the socket last said anything (a snapshot, a pong)
   lastPingAt: 0,
@@ -40,9 +48,12 @@ const stream = {
 };
 
 const handlers = {
-  state: (state, failing) => {}, // "reconnecting", "live", "stale" or "unavailable"
+  // "reconnecting", "live", "stale", "offline" (the host) or "unavailable"
+  state: (state, failing) => {},
   history: (history, { first }) => {}, // the history endpoint's answer; first since start
   snapshot: (message) => {}, // a snapshot from the socket
+  host: (online) => {}, // the host went offline (false) or came back (true)
+  missing: (reason) => {}, // the server has no such host (or none to show): stopped
   ended: (reason) => {}, // the server ended the session: "refused" or "forbidden"
 };
 
@@ -70,11 +81,18 @@ export async function connect() {
     const history = await auth.loadHistory(seconds);
     if (generation !== stream.generation) return;
     stream.interval = history.interval;
+    // Snapshots newer than any we had: the host sent data while we were away.
+    const fresh = history.snapshots.filter(isFresh).length > 0;
+    if (fresh && !stream.hostOnline) hostChanged(true, { state: false });
     handlers.history(history, { first: !stream.historyLoaded });
     stream.historyLoaded = true;
     openSocket();
   } catch (error) {
     if (error instanceof auth.SessionEnded || generation !== stream.generation) return;
+    if (error instanceof auth.HttpError && error.status === 404) {
+      noSuchHost("no such host");
+      return;
+    }
     if (error instanceof auth.HttpError && error.status >= 500) diagnose();
     scheduleReconnect();
   } finally {
@@ -92,7 +110,9 @@ export function stop() {
   stream.historyLoaded = false;
   stream.refusedBefore = false;
   stream.unavailable = null;
-  stream.lastSnapshotAt = stream.openedAt = 0;
+  stream.lastSnapshotAt = stream.openedAt = stream.newest = stream.hostOnlineAt = 0;
+  stream.hostOnline = true;
+  stream.missing = false;
 }
 
 /** Hand the open socket the new access token, or the server closes it at expiry. */
@@ -105,7 +125,8 @@ export function renew() {
 function openSocket() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   // The token goes as a subprotocol, not in the URL, which servers and proxies log.
-  const url = `${scheme}://${location.host}/api/ws/metrics`;
+  const query = hostQuery();
+  const url = `${scheme}://${location.host}/api/ws/metrics${query ? `?${query}` : ""}`;
   const socket = new WebSocket(url, ["bearer", auth.accessToken()]);
   stream.socket = socket;
   stream.openedAt = Date.now(); // the handshake started; onopen resets it
@@ -115,24 +136,65 @@ function openSocket() {
   socket.onmessage = (event) => {
     stream.lastMessageAt = Date.now();
     const message = JSON.parse(event.data);
+    // Another host's message would be the server's mistake: never draw it as ours.
+    if (pageHost && message.host && message.host !== pageHost) return;
+    if (message.type === "host") {
+      hostChanged(message.online !== false);
+      return;
+    }
     if (message.type !== "metrics") return;
     stream.lastSnapshotAt = stream.lastMessageAt;
     stream.attempt = 0;
     stream.refusedBefore = false;
     stream.unavailable = null;
-    handlers.state("live");
+    // The latest snapshot sent on connect may be one we have, from before the host
+    // went offline: only a newer one says that data flows again.
+    if (isFresh(message) && !stream.hostOnline) hostChanged(true);
+    handlers.state(stream.hostOnline ? "live" : "offline");
     handlers.snapshot(message);
   };
   socket.onclose = (event) => {
     if (stream.socket !== socket) return;
     stream.socket = null;
     if (event.code === CLOSE_FORBIDDEN) handlers.ended("forbidden");
+    else if (event.code === CLOSE_NO_HOST) noSuchHost(event.reason);
     else if (event.code === CLOSE_AUTH_FAILED) retryRefused();
     else {
       if (event.code === CLOSE_SERVER_ERROR) diagnose();
       scheduleReconnect();
     }
   };
+}
+
+/** True if `message` is newer than any snapshot seen so far (and remember it). */
+function isFresh(message) {
+  const time = Date.parse(message.timestamp);
+  if (!(time > stream.newest)) return false;
+  stream.newest = time;
+  return true;
+}
+
+/** The host went offline, or came back (and, with `state`, the stream with it). */
+function hostChanged(online, { state = true } = {}) {
+  if (online === stream.hostOnline) return;
+  stream.hostOnline = online;
+  if (online) stream.hostOnlineAt = Date.now();
+  handlers.host(online);
+  if (state && stream.socket?.readyState === WebSocket.OPEN) {
+    handlers.state(online ? "live" : "offline");
+  }
+}
+
+/** The server's list of hosts says this one is offline (until data flows again). */
+export function markHostOffline() {
+  if (!stream.missing) hostChanged(false);
+}
+
+/** The server has no such host (or no default to show): stop, and do not retry. */
+function noSuchHost(reason) {
+  stop();
+  stream.missing = true;
+  handlers.missing(reason || "no such host");
 }
 
 /** After a 4001, try once more with a new access token (ours may just have expired). */
@@ -199,7 +261,7 @@ function scheduleReconnect() {
 
 /** Reconnect at once (the network is back), unless a connection is under way. */
 export function reconnectNow() {
-  if (auth.hasSession() && !stream.socket && !stream.connecting) {
+  if (auth.hasSession() && !stream.socket && !stream.connecting && !stream.missing) {
     stream.attempt = 0;
     connect();
   }
@@ -218,8 +280,11 @@ export function watch() {
     scheduleReconnect();
   }
   if (socket?.readyState !== WebSocket.OPEN) return;
-  const waited = now - Math.max(stream.lastSnapshotAt, stream.openedAt);
-  if (waited > 2 * stream.interval * 1000) {
+  const since = Math.max(stream.lastSnapshotAt, stream.openedAt, stream.hostOnlineAt);
+  const waited = now - since;
+  if (!stream.hostOnline) {
+    handlers.state("offline"); // no snapshots is what an offline host means
+  } else if (waited > 2 * stream.interval * 1000) {
     if (stream.unavailable) handlers.state("unavailable", stream.unavailable);
     else handlers.state("stale");
     diagnose();

@@ -1,9 +1,11 @@
-// View: what the page shows. The login form or the dashboard, the connection state,
+// View: what the page shows. The login form or the dashboard, the host and whether it
+// is offline, the links to the other hosts, "no such host", the connection state,
 // the tiles, the per-core list, the partitions table, and the counters on the
 // dashboard's data attributes that the browser tests read. Every string from the
 // server goes in as text, never as HTML.
 
 import { formatBytes, formatClock, formatPercent, formatRate } from "./formatting.js";
+import { hostPage } from "./hosts.js";
 
 export const MESSAGES = {
   wrongPassword: "Wrong username or password.",
@@ -19,6 +21,8 @@ const STATE_LABELS = {
   live: "Live",
   reconnecting: "Reconnecting…",
   stale: "Stale: no update",
+  offline: "Host offline",
+  missing: "No host",
   unavailable: "The server cannot reach its data store; retrying…",
 };
 
@@ -44,12 +48,21 @@ export const elements = {
   partitions: $("partitions"),
   diskNote: $("disk-note"),
   hostName: $("host-name"),
+  hostOffline: $("host-offline"),
+  hosts: $("hosts"),
+  hostList: $("host-list"),
+  missing: $("missing"),
+  missingMessage: $("missing-message"),
+  missingLink: $("missing-link"),
 };
 
 export function showLogin(message, kind = "error") {
   elements.dashboard.hidden = true;
   elements.status.hidden = true;
+  elements.missing.hidden = true;
   showHost("");
+  showHostOnline(true);
+  showHosts([], "");
   elements.login.hidden = false;
   elements.loginMessage.hidden = !message;
   elements.loginMessage.textContent = message || "";
@@ -71,6 +84,7 @@ export function loginRefusal({ reason, wait, status }) {
 
 export function showDashboard() {
   elements.login.hidden = true;
+  elements.missing.hidden = true;
   elements.dashboard.hidden = false;
   elements.status.hidden = false;
 }
@@ -101,6 +115,53 @@ export function showHost(host) {
   const name = elements.hostName.textContent;
   elements.hostName.hidden = !name;
   document.title = name ? `${name} · ${TITLE}` : TITLE;
+}
+
+/** Whether the host is online: an "offline" mark beside its name when it is not. */
+export function showHostOnline(online) {
+  elements.hostOffline.hidden = online;
+  elements.dashboard.dataset.hostOnline = String(online);
+}
+
+/**
+ * The server has no host `host` (unknown or disabled), or, for the default host
+ * (`host` ""), none to show: say so, with a link to the default host's page.
+ */
+export function showMissing(host, reason) {
+  elements.dashboard.hidden = true;
+  showHost("");
+  showHostOnline(true);
+  const said = reason.charAt(0).toUpperCase() + reason.slice(1);
+  elements.missingMessage.textContent = host ? `No such host: ${host}` : `${said}.`;
+  elements.missingLink.hidden = !host;
+  elements.missing.hidden = false;
+  elements.lastUpdate.removeAttribute("datetime");
+  setText("last-update", "—");
+  setState("missing");
+}
+
+/**
+ * Links to each host's page when the server knows more than one; `current` is the
+ * host shown. Hosts: [{name, online}] from GET /api/hosts.
+ */
+export function showHosts(hosts, current) {
+  const items = hosts
+    .filter((host) => hostPage(host.name))
+    .map((host) => {
+      const link = document.createElement("a");
+      link.href = hostPage(host.name);
+      link.textContent = host.name;
+      if (host.name === current) link.setAttribute("aria-current", "page");
+      if (host.online === false) {
+        link.dataset.offline = "";
+        link.title = `${host.name} is offline`;
+      }
+      const item = document.createElement("li");
+      item.append(link);
+      return item;
+    });
+  elements.hostList.replaceChildren(...(items.length > 1 ? items : []));
+  elements.hosts.hidden = items.length < 2;
 }
 
 /** The latest snapshot in the tiles, the per-core list and the partitions table. */
