@@ -22,7 +22,7 @@ def token_for(user, seconds: float = 300) -> str:
 
 
 @pytest.fixture
-def bob(db):
+def bob(db, default_host):
     return User.objects.create_user(username="bob", password="irrelevant-here")
 
 

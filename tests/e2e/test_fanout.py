@@ -8,7 +8,7 @@ from django.conf import settings
 from core import closes
 from tests.support import processes
 from tests.support.clients import close_code, open_socket
-from tests.support.hosts import GROUP
+from tests.support.hosts import GROUP, HOST
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,7 +75,13 @@ async def test_every_socket_gets_each_snapshot_once_verbatim_at_any_size(
         texts = [snapshot_text(f"m{number}", size) for number in range(3)]
         for number, text in enumerate(texts):
             await redis_in_test.group_send(
-                GROUP, {"type": "metrics.snapshot", "ts": 100.0 + number, "text": text}
+                GROUP,
+                {
+                    "type": "metrics.snapshot",
+                    "ts": 100.0 + number,
+                    "text": text,
+                    "host": HOST,
+                },
             )
         for ws in clients:
             received = [await asyncio.wait_for(ws.recv(), 10) for _ in texts]
@@ -111,7 +117,7 @@ async def test_garbage_on_the_group_does_not_stop_the_snapshots(
         await redis_in_test.group_send(GROUP, {"type": "metrics.snapshot", "ts": 1.0})
         text = snapshot_text("after", 100)
         await redis_in_test.group_send(
-            GROUP, {"type": "metrics.snapshot", "ts": 2.0, "text": text}
+            GROUP, {"type": "metrics.snapshot", "ts": 2.0, "text": text, "host": HOST}
         )
         assert await asyncio.wait_for(ws.recv(), 10) == text
         await ws.close()

@@ -8,6 +8,7 @@ import redis
 
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
+from tests.support.hosts import HOST
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def latest_ts(client: redis.Redis, prefix: str) -> float | None:
     try:
-        raw = client.get(f"{prefix}:latest")
+        raw = client.get(f"{prefix}:host:{HOST}:latest")
     except redis.ConnectionError:
         return None
     return json.loads(raw)["ts"] if raw else None

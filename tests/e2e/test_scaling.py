@@ -12,7 +12,7 @@ from core.redis import close_redis
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
-from tests.support.hosts import PONG
+from tests.support.hosts import HOST, PONG, host_key
 from tests.support.waiting import eventually, eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,6 +32,11 @@ async def arrivals(ws, count: int) -> list[tuple[float, str]]:
         message = await receive_json(ws, within=10)
         received.append((time.monotonic(), message["timestamp"]))
     return received
+
+
+async def viewers() -> int:
+    """The default host's viewers, over every web process."""
+    return await count_viewers(HOST)
 
 
 def heartbeat_at(client, settings) -> float:
@@ -79,9 +84,12 @@ async def test_two_publishers_give_one_snapshot_per_interval_and_fail_over(
 async def test_publisher_idles_without_viewers_and_wakes_within_a_second(
     tmp_path, server, access_token, clean_redis, settings
 ):
-    latest = f"{settings.METRICS_REDIS_PREFIX}:latest"
+    latest = host_key("latest")
     log = tmp_path / "publisher.log"
-    with processes.publisher(tmp_path, "--interval", "2", "-v", "2"):
+    # METRICS_IDLE_INTERVAL=0: nothing at all while nobody watches.
+    with processes.publisher(
+        tmp_path, "--interval", "2", "-v", "2", METRICS_IDLE_INTERVAL="0"
+    ):
         await eventually(
             lambda: "Nobody is watching" in log.read_text(), 15, "never idle"
         )
@@ -119,11 +127,11 @@ async def test_viewer_count_follows_clients_and_forgets_a_killed_worker(
         for ws in sockets:
             await ws.send(json.dumps({"type": "ping"}))
             assert await receive_json(ws) == PONG
-        await eventually_equal(count_viewers, 3, 10, "three clients were not counted")
+        await eventually_equal(viewers, 3, 10, "three clients were not counted")
         await sockets.pop().close()
-        await eventually_equal(count_viewers, 2, 10, "closing was not counted")
+        await eventually_equal(viewers, 2, 10, "closing was not counted")
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
         killed_at = time.monotonic()
-        await eventually_equal(count_viewers, 0, 10, "a killed worker's viewers linger")
+        await eventually_equal(viewers, 0, 10, "a killed worker's viewers linger")
         assert time.monotonic() - killed_at <= 3.5

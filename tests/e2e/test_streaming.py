@@ -9,7 +9,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support import processes
 from tests.support.clients import open_socket, receive_json
-from tests.support.hosts import PONG
+from tests.support.hosts import HOST, PONG
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,7 +53,9 @@ async def test_snapshot_has_the_specified_format(tmp_path, server, access_token)
         ws = await open_socket(server, access_token)
         message = await receive_json(ws)
         await ws.close()
-    assert set(message) == {"type", "timestamp", "data"}
+    # The specified keys, and the host the snapshot is of (issue 13).
+    assert set(message) == {"type", "timestamp", "data", "host"}
+    assert message["host"] == HOST
     assert TIMESTAMP.match(message["timestamp"])
     data = message["data"]
     assert set(data) == {"cpu", "memory", "network", "disk"}

@@ -177,7 +177,7 @@ async def use_every_redis_path(ports: list[int], token: str, since: float) -> No
 
 
 @pytest.fixture
-def token(db) -> str:
+def token(db, default_host) -> str:
     """An access token of a user whose password a daphne worker can check."""
     return str(AccessToken.for_user(service_user("viewer", PASSWORD)))
 

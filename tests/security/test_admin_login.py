@@ -34,7 +34,7 @@ def _fresh_redis_keys(clean_redis):
 
 
 @pytest.fixture
-def root(db):
+def root(db, default_host):
     return service_user("root", PASSWORD, is_staff=True, is_superuser=True)
 
 

@@ -55,7 +55,7 @@ def api():
 
 
 @pytest.fixture
-def bob(db):
+def bob(db, default_host):
     return User.objects.create_user(username="bob", password=PASSWORD)
 
 

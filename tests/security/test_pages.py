@@ -3,7 +3,6 @@ with (checked in Chromium: the dashboard and the admin work, and no violation is
 reported), and the login page names no host before a login."""
 
 import asyncio
-import json
 import re
 import time
 
@@ -11,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from core.keys import redis_key
+from metrics.hosts import register_local_host
 from tests.support import processes
 from tests.support.http import Session
 from tests.support.users import service_user
@@ -18,16 +18,19 @@ from tests.support.users import service_user
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "a passphrase for the pages"
-# The monitored host's name, as the publisher's heartbeat reports it.
+# The monitored host's name.
 HOST_NAME = "secret-host-4711"
 LIMITS = {"LOGIN_RATE_PER_IP": "1000/min", "LOGIN_RATE_PER_USERNAME": "1000/min"}
 
 
 @pytest.fixture
-def heartbeat(clean_redis):
-    """A publisher's heartbeat naming HOST_NAME."""
-    beat = {"at": time.time(), "interval": 5.0, "host": HOST_NAME}
-    clean_redis.set(redis_key("publisher", "heartbeat"), json.dumps(beat), ex=600)
+def secret_host(clean_redis, db):
+    """The only host, named HOST_NAME (so the default host), seen a moment ago."""
+    register_local_host(HOST_NAME)
+    clean_redis.hset(
+        redis_key("host", HOST_NAME, "state"),
+        mapping={"last_seen": time.time(), "interval": 5.0},
+    )
 
 
 @pytest.fixture
@@ -59,7 +62,7 @@ def assert_policy(answer, port: int) -> None:
 
 
 async def test_every_page_has_the_policy_and_the_login_page_names_no_host(
-    tmp_path, static_files, root, heartbeat
+    tmp_path, static_files, root, secret_host
 ):
     with processes.daphne(tmp_path, **LIMITS) as (_, port):
 

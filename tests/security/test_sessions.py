@@ -42,7 +42,7 @@ LOGIN_RATES = {"LOGIN_RATE_PER_IP": "1000/min", "LOGIN_RATE_PER_USERNAME": "1000
 
 
 @pytest.fixture
-def alice(db):
+def alice(db, default_host):
     return service_user("alice", PASSWORD)
 
 

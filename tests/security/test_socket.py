@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from accounts.models import User
 from core import closes
+from core.bounds import DAPHNE_MAX_MESSAGE_BYTES
 from tests.support import processes
 from tests.support.clients import close_code, open_socket, receive_json
 from tests.support.hosts import PONG
@@ -39,7 +40,7 @@ async def ping(ws) -> dict:
 
 
 @pytest.fixture
-def bob(db):
+def bob(db, default_host):
     return User.objects.create_user(username="bob", password="irrelevant-here")
 
 
@@ -245,8 +246,16 @@ async def test_frame_over_the_limit_closes_that_socket_with_4009(server, user):
 
 async def test_frame_over_daphnes_limit_is_refused_with_1009(server, user):
     ws = await open_socket(server, token_for(user), max_size=None)
-    await ws.send("x" * 70_000)
+    await ws.send("x" * (DAPHNE_MAX_MESSAGE_BYTES + 1))
     assert await close_code(ws) == 1009
+
+
+async def test_frame_under_daphnes_limit_but_over_ours_is_closed_with_4009(
+    server, user
+):
+    ws = await open_socket(server, token_for(user), max_size=None)
+    await ws.send("x" * 70_000)
+    assert await close_code(ws) == closes.MESSAGE_TOO_BIG
 
 
 async def test_flood_of_frames_closes_that_socket_with_4008(server, user):
