@@ -14,6 +14,17 @@ from metrics.hosts import register_local_host
 from tests.support import processes, sentinels
 
 PASSWORD = "correct horse battery staple"
+# Folders whose tests start real processes or a browser: marked `slow`, so that
+# `./run-tests -m "not slow"` runs the fast part alone.
+SLOW_FOLDERS = {"e2e", "faults", "browser", "deploy"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of the slow folders `slow`."""
+    tests = processes.ROOT / "tests"
+    for item in items:
+        if item.path.relative_to(tests).parts[0] in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
