@@ -42,6 +42,11 @@ def epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+def host_state(host: str, online: bool) -> dict:
+    """The frame telling viewers their host went offline or came back."""
+    return {"type": "host", "host": host, "online": online}
+
+
 def stored(redis, host: str) -> list[dict]:
     """A host's history in Redis, oldest first."""
     return [
@@ -334,20 +339,12 @@ async def test_an_agent_that_leaves_takes_its_host_offline_and_back(
     await ws.send(snapshot_frame(time.time()))
     assert (await receive_json(viewer))["type"] == "metrics"
     await ws.close()
-    assert await receive_json(viewer) == {
-        "type": "host",
-        "host": "db-1",
-        "online": False,
-    }
+    assert await receive_json(viewer) == host_state("db-1", online=False)
     hosts = await asyncio.to_thread(api_hosts, server, access_token)
     assert hosts["db-1"]["online"] is False
     ws, _ = await connected_agent(server, db_1)
     await ws.send(snapshot_frame(time.time()))
-    assert await receive_json(viewer) == {
-        "type": "host",
-        "host": "db-1",
-        "online": True,
-    }
+    assert await receive_json(viewer) == host_state("db-1", online=True)
     assert (await receive_json(viewer))["type"] == "metrics"
     await ws.close()
     await viewer.close()

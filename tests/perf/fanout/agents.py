@@ -25,7 +25,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.perf.fanout.clients import CLOSE_TIMEOUT, receive_on
+from tests.perf.fanout.clients import CLOSE_TIMEOUT, Served
 
 PATH = "/api/ws/agent"
 HELLO_TIMEOUT = 15.0
@@ -68,7 +68,7 @@ class Agent:
         return self.idle_interval > 0 and now - self.last_sent >= self.idle_interval
 
 
-class AgentFleet:
+class AgentFleet(Served):
     """The process's agents, and its answers to the tool."""
 
     def __init__(self, link: Connection) -> None:
@@ -77,23 +77,6 @@ class AgentFleet:
         self.tasks: set[asyncio.Task] = set()
         self.frame_head = ""
         self.frame_tail = ""
-
-    async def serve(self) -> None:
-        """Answer the tool's requests until told to close or the tool goes away."""
-        while True:
-            try:
-                command, payload = await receive_on(self.link, None)
-            except (EOFError, OSError):
-                await self.close_all()
-                return
-            try:
-                reply = await self.handle(command, payload)
-            except Exception as error:  # reported to the tool, which stops the run
-                self.link.send(("error", f"{type(error).__name__}: {error}"))
-                continue
-            self.link.send(("ok", reply))
-            if command == "close":
-                return
 
     async def handle(self, command: str, payload: Any) -> Any:
         """Do one request of the tool."""

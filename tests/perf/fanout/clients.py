@@ -4,6 +4,7 @@ They run in processes of their own (spawned), so that reading thousands of socke
 is not the tool's work; the tool talks to them over a pipe.
 """
 
+import abc
 import asyncio
 import contextlib
 import math
@@ -66,7 +67,39 @@ class TimedClientConnection(ClientConnection):
         super().data_received(data)
 
 
-class ClientShare:
+class Served(abc.ABC):
+    """A child process of the tool that answers its requests over a pipe: `handle`
+    does one, `close_all` closes everything when the tool goes away."""
+
+    link: Connection
+
+    async def serve(self) -> None:
+        """Answer the tool's requests until told to close or the tool goes away."""
+        while True:
+            try:
+                command, payload = await receive_on(self.link, None)
+            except (EOFError, OSError):
+                await self.close_all()
+                return
+            try:
+                reply = await self.handle(command, payload)
+            except Exception as error:  # reported to the tool, which stops the run
+                self.link.send(("error", f"{type(error).__name__}: {error}"))
+                continue
+            self.link.send(("ok", reply))
+            if command == "close":
+                return
+
+    @abc.abstractmethod
+    async def handle(self, command: str, payload: Any) -> Any:
+        """Do one request of the tool; return the reply."""
+
+    @abc.abstractmethod
+    async def close_all(self) -> None:
+        """Close everything this process opened."""
+
+
+class ClientShare(Served):
     """A client process's share of the sockets, and its answers to the tool."""
 
     def __init__(self, link: Connection) -> None:
@@ -92,23 +125,6 @@ class ClientShare:
         self.disorder: list[int] = []
         self.open_by_host: Counter[str] = Counter()
         self.listeners: set[asyncio.Task] = set()
-
-    async def serve(self) -> None:
-        """Answer the tool's requests until told to close or the tool goes away."""
-        while True:
-            try:
-                command, payload = await receive_on(self.link, None)
-            except (EOFError, OSError):
-                await self.close_all()
-                return
-            try:
-                reply = await self.handle(command, payload)
-            except Exception as error:  # reported to the tool, which stops the run
-                self.link.send(("error", f"{type(error).__name__}: {error}"))
-                continue
-            self.link.send(("ok", reply))
-            if command == "close":
-                return
 
     async def handle(self, command: str, payload: Any) -> Any:
         """Do one request of the tool."""
