@@ -33,4 +33,4 @@ USER monitor
 
 EXPOSE 8000
 
-CMD ["python", "-m", "runner.webserver", "--proxy-headers", "--websocket-max-message-size", "65536", "-b", "0.0.0.0", "-p", "8000", "monitor.asgi:application"]
+CMD ["python", "-m", "runner.webserver", "--proxy-headers", "--websocket-max-message-size", "1048576", "-b", "0.0.0.0", "-p", "8000", "monitor.asgi:application"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from django.conf import settings
 
 from runner.addresses import ANY_ADDRESS, is_loopback, machine_addresses
 from tests.support import processes
@@ -215,7 +216,8 @@ async def test_runner_on_sentinels_starts_no_redis_of_its_own_and_streams(
         assert runner.wait(30) == 0
     assert "embedded Redis" not in log.read_text()
     latest = sentinel_cluster.server_client(sentinel_cluster.master())
-    assert latest.get("runner-test:latest") is not None
+    host = settings.METRICS_HOST_NAME
+    assert latest.get(f"runner-test:host:{host}:latest") is not None
 
 
 def test_unopenable_database_stops_the_runner_naming_database_url(
