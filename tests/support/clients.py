@@ -10,16 +10,23 @@ from websockets.exceptions import ConnectionClosed
 RECEIVE_WITHIN = 15.0
 
 
-def metrics_url(port: int, token: str | None) -> str:
-    """Return the metrics socket URL on a local port, with the token if given."""
+def metrics_url(port: int, token: str | None, host: str | None = None) -> str:
+    """Return the metrics socket URL on a local port, with the token and the host
+    (?host=NAME) if given."""
     url = f"ws://127.0.0.1:{port}/api/ws/metrics"
-    return url if token is None else f"{url}?token={token}"
+    query = [] if token is None else [f"token={token}"]
+    if host is not None:
+        query.append(f"host={host}")
+    return f"{url}?{'&'.join(query)}" if query else url
 
 
-async def open_socket(port: int, token: str | None, **options: Any) -> ClientConnection:
-    """Open the metrics socket as a browser on an allowed origin would."""
+async def open_socket(
+    port: int, token: str | None, host: str | None = None, **options: Any
+) -> ClientConnection:
+    """Open the metrics socket (of `host` if given) as a browser on an allowed
+    origin would."""
     options.setdefault("origin", f"http://127.0.0.1:{port}")
-    url = metrics_url(port, token)
+    url = metrics_url(port, token, host)
     return await connect(url, open_timeout=RECEIVE_WITHIN, **options)
 
 
