@@ -18,14 +18,19 @@ from pathlib import Path
 import pytest
 import redis
 from channels.db import database_sync_to_async
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 from metrics.hosts import create_host, rotate_token, set_enabled
 from metrics.models import Host
 from tests.support import processes
 from tests.support.agents import AgentProcess, running_agent
 from tests.support.children import free_port
-from tests.support.clients import open_socket, receive_json
+from tests.support.clients import (
+    RECEIVE_WITHIN,
+    close_frame,
+    open_socket,
+    receive_json,
+)
 from tests.support.hosts import HOST, host_key
 from tests.support.http import Session
 from tests.support.waiting import eventually
@@ -73,6 +78,17 @@ def hosts_api(port: int, token: str) -> dict[str, dict]:
     answer = Session(port).get("/api/hosts", Authorization=f"Bearer {token}")
     assert answer.status == 200, answer.text
     return {host["name"]: host for host in answer.json()}
+
+
+async def agent_socket_closed(port: int, token: str) -> tuple[int, str]:
+    """Connect to the agent socket with a host token as an agent would; return the
+    close code and reason the server answers with."""
+    url = f"ws://127.0.0.1:{port}/api/ws/agent"
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(
+        url, additional_headers=headers, open_timeout=RECEIVE_WITHIN
+    ) as ws:
+        return await close_frame(ws)
 
 
 async def next_metrics(ws: ClientConnection, within: float = FIRST_SNAPSHOT_WITHIN):
@@ -372,6 +388,7 @@ async def test_ingest_resumes_after_redis_restarts_without_restarting_the_agent(
     tmp_path, access_token
 ):
     _, token = await add_host("alpha")
+    _, other_token = await add_host("gamma")
     redis_port = free_port()
     url = f"redis://127.0.0.1:{redis_port}/0"
     with (
@@ -392,8 +409,12 @@ async def test_ingest_resumes_after_redis_restarts_without_restarting_the_agent(
                 await next_metrics(viewers["alpha", port])
                 assert history(client, "alpha")
                 server.stop()
+                stopped_at = time.monotonic()
+                # An agent connecting meanwhile is told why it cannot stay.
+                closed = await agent_socket_closed(port, other_token)
+                assert closed == (1011, "data store unavailable")
                 # Down for a few of the agent's intervals.
-                await asyncio.sleep(3 * INTERVAL)
+                await asyncio.sleep(3 * INTERVAL - (time.monotonic() - stopped_at))
                 server.start()
                 restarted_at = time.time()
 
