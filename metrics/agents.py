@@ -86,6 +86,17 @@ def to_millisecond(moment: float) -> float:
     return math.floor(moment * 1000) / 1000
 
 
+async def refuse_without_redis(receive, send) -> None:
+    """Accept the handshake, then close with 1011 "data store unavailable": what an
+    agent is told when the server cannot reach Redis as it connects."""
+    message = await receive()
+    if message.get("type") != "websocket.connect":
+        return
+    close = closes.DATA_STORE_UNAVAILABLE
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
+
+
 class AgentConsumer(AsyncWebsocketConsumer):
     """One agent's connection: hello and config frames out, snapshots in."""
 
@@ -102,6 +113,21 @@ class AgentConsumer(AsyncWebsocketConsumer):
     last_ts = 0.0
     # Whether the host's clock was off at its last live snapshot.
     clock_skew = False
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Serve the connection; refused with 1011 if Redis is down as it begins.
+
+        Channels makes the connection's channel (a Redis subscription) before it
+        reads the handshake, so connect() cannot catch that failure: it would reach
+        daphne, which answers the handshake with HTTP 500.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_ERRORS as error:
+            if getattr(self, "base_send", None) is not None:
+                raise  # The channel was made: this failed later, not on connect.
+            logger.warning("Redis unavailable on an agent's connect: %s", error)
+            await refuse_without_redis(receive, send)
 
     async def connect(self) -> None:
         """Accept, then check the token; close with 4001 if it names no enabled

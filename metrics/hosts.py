@@ -36,8 +36,12 @@ def hash_token(token: str) -> str:
 
 
 def new_token() -> str:
-    """Return a new agent token: 32 random bytes, URL-safe base64."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """Return a new agent token: 32 random bytes, URL-safe base64, not beginning
+    with "-" (`monitor-agent --token -x...` would read it as a flag and exit 2)."""
+    while True:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        if not token.startswith("-"):
+            return token
 
 
 def assign_token(host: Host) -> str:

@@ -40,6 +40,11 @@ def test_a_new_token_has_32_random_bytes_in_url_safe_base64():
         )
 
 
+def test_a_new_token_never_begins_with_a_dash():
+    # One in 64 would without the rule: `--token -x...` is a flag to argparse.
+    assert not [t for t in (hosts.new_token() for _ in range(2000)) if t[0] == "-"]
+
+
 def test_a_token_is_hashed_with_sha256_hex():
     assert hosts.hash_token("abc") == hashlib.sha256(b"abc").hexdigest()
 
