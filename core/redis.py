@@ -10,6 +10,7 @@ after a failover every client reconnects to the promoted replica by itself.
 """
 
 import functools
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from redis import asyncio as aioredis
 from redis.asyncio import sentinel as aiosentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from core.loop_local import LoopLocal
@@ -169,6 +171,24 @@ async def close_redis() -> None:
     client = _clients.pop()
     if client is not None:
         await client.aclose(close_connection_pool=True)
+
+
+class LuaScript:
+    """A Lua script run by its SHA-1 (EVALSHA), sent whole only when the server
+    does not know it yet (after a restart or a failover): a script run on every
+    snapshot is not sent with each."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 (Redis's)
+
+    async def run(self, keys: list[str], args: list[Any]) -> Any:
+        """Run the script on this event loop's client."""
+        client = get_redis()
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)
 
 
 @functools.cache

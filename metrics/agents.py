@@ -31,6 +31,7 @@ from agent.protocol import (
 from agent.snapshots import build_snapshot
 from core import closes
 from core.bounds import INTERVAL_SECONDS
+from core.dispatch import DirectDispatch
 from metrics.agentauth import find_agent_host, is_current_agent_host
 from metrics.events import (
     AGENT_REPLACED,
@@ -48,9 +49,12 @@ from metrics.viewers import count_viewers
 
 logger = logging.getLogger(__name__)
 
-# How often the connection looks whether anybody watches its host (the first
-# viewer makes the agent live within a second), and renews its lease.
+# How often the connection looks whether anybody watches its host, and renews its
+# lease (metrics.hoststate.LEASE_SECONDS): while idle, often enough that the first
+# viewer makes the agent live within a second; while live, seldom (the last
+# viewer's leaving may take that long to idle the agent).
 VIEWER_POLL = 0.5
+LIVE_POLL = 2.0
 
 REDIS_ERRORS = (RedisError, OSError)
 
@@ -97,7 +101,7 @@ async def refuse_without_redis(receive, send) -> None:
     await send({"type": "websocket.close", "code": close.code, "reason": close.reason})
 
 
-class AgentConsumer(AsyncWebsocketConsumer):
+class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
     """One agent's connection: hello and config frames out, snapshots in."""
 
     host: str | None = None
@@ -190,21 +194,22 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def watch_viewers(self) -> None:
         """Tell the agent when its host's first viewer comes or its last goes, and
-        keep the lease on the host while connected."""
+        keep the lease on the host while connected: every VIEWER_POLL seconds
+        while idle (a first viewer makes it live within a second), every
+        LIVE_POLL while live."""
         while True:
-            await asyncio.sleep(VIEWER_POLL)
+            await asyncio.sleep(LIVE_POLL if self.live else VIEWER_POLL)
             try:
-                live = await count_viewers(self.host) > 0
-                if not await self.lease.renew(live):
-                    # A newer connection took the host; its event is on the way.
-                    continue
+                viewers = await self.lease.renew_counting()
             except REDIS_ERRORS as error:
                 logger.warning(
                     "Could not count the viewers of %s: %s", self.host, error
                 )
                 continue
-            if live != self.live:
-                self.live = live
+            if viewers is None:
+                continue  # A newer connection took the host; its event is on the way.
+            if (viewers > 0) != self.live:
+                self.live = viewers > 0
                 await self.send_frame({"type": "config", **self.cadence()})
 
     async def disconnect(self, code: int) -> None:

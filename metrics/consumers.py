@@ -6,7 +6,6 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -16,6 +15,7 @@ from accounts.middleware import BEARER_PROTOCOL, get_socket_token
 from accounts.sessions import TokenSession
 from accounts.tokens import refusal
 from core import closes
+from core.dispatch import DirectDispatch
 from metrics.directory import get_directory
 from metrics.events import host_frame
 from metrics.fanout import get_fanout
@@ -41,7 +41,7 @@ def requested_host(scope: dict) -> str | None:
     return values[0] if values else None
 
 
-class MetricsConsumer(AsyncJsonWebsocketConsumer):
+class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
     """Streams one host's snapshots to one authenticated client and answers its
     frames.
 
@@ -226,18 +226,6 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     async def send_error(self, message: str) -> None:
         """Tell the client what was wrong with its frame; the socket stays open."""
         await self.send_json({"type": "error", "message": message})
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Run the message's handler.
-
-        Unlike Channels' own dispatch, no database housekeeping before each
-        message: every query here runs through database_sync_to_async, which
-        closes stale connections itself, so a per-message thread hop buys nothing.
-        """
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
 
     async def send_snapshot(self, published_at: float | None, text: str) -> None:
         """Send a broadcast snapshot (already JSON); called by this process's Fanout."""

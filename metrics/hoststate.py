@@ -19,6 +19,7 @@ from typing import Any
 
 from core.keys import redis_key
 from core.redis import get_redis, get_sync_redis
+from metrics.viewers import COUNT_FUNCTION, viewers_key
 
 # A host that missed this many of its intervals is offline.
 MISSED_INTERVALS = 3
@@ -50,6 +51,26 @@ end
 redis.call('HSET', KEYS[1], 'sender', ARGV[1], 'lease', ARGV[2], 'live', ARGV[3])
 return 1
 """
+
+# The same, and the host's viewers counted in one round trip: KEYS: the state, the
+# viewers' hash; ARGV: sender, lease until. Returns the number of viewers (the
+# host is live while there are any), or -1 if another sender holds the host.
+_RENEW_COUNTING = (
+    COUNT_FUNCTION
+    + """
+local sender = redis.call('HGET', KEYS[1], 'sender')
+if sender and sender ~= ARGV[1] then
+    return -1
+end
+local viewers = count_viewers(KEYS[2])
+local live = '0'
+if viewers > 0 then
+    live = '1'
+end
+redis.call('HSET', KEYS[1], 'sender', ARGV[1], 'lease', ARGV[2], 'live', live)
+return viewers
+"""
+)
 
 # Give the lease up if this sender holds it (ARGV: sender). Returns 1 if it did.
 _RELEASE = """
@@ -177,6 +198,19 @@ class HostLease:
             "1" if live else "0",
         )
         return bool(held)
+
+    async def renew_counting(self) -> int | None:
+        """Extend the lease and count the host's viewers, in one round trip;
+        None if another sender has taken the host."""
+        viewers = await get_redis().eval(
+            _RENEW_COUNTING,
+            2,
+            self.key,
+            viewers_key(self.host),
+            self.sender,
+            repr(time.time() + self.seconds),
+        )
+        return None if viewers < 0 else int(viewers)
 
     async def release(self) -> bool:
         """Give the host up, if still held; return whether it was."""

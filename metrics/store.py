@@ -13,7 +13,7 @@ from django.conf import settings
 from core.frames import SharedText
 from core.keys import redis_key
 from core.loop_local import LoopLocal
-from core.redis import get_redis, get_sync_redis
+from core.redis import LuaScript, get_redis, get_sync_redis
 from core.singleflight import SingleFlight
 from metrics.hoststate import STATE_TTL_SECONDS, HostState, parse_state, state_key
 
@@ -32,17 +32,36 @@ LATEST_TTL_INTERVALS = 3
 # Add a snapshot to a host's history unless one with its timestamp is there already,
 # then trim what is older than the history keeps. KEYS: history. ARGV: score (the
 # timestamp, in seconds), text, trim-before score, seconds the key outlives this.
-# Returns 1 if it was added.
-_ADD_ONCE = """
-local added = 0
-if #redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1], 'LIMIT', 0, 1) == 0 then
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-    added = 1
+# Returns 1 if it was added. The function is shared with _STORE.
+ADD_ONCE_FUNCTION = """
+local function add_once(key, score, text, trim_before, ttl)
+    local added = 0
+    if #redis.call('ZRANGEBYSCORE', key, score, score, 'LIMIT', 0, 1) == 0 then
+        redis.call('ZADD', key, score, text)
+        added = 1
+    end
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. trim_before)
+    redis.call('EXPIRE', key, ttl)
+    return added
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return added
 """
+_ADD_ONCE = LuaScript(
+    ADD_ONCE_FUNCTION + "return add_once(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+)
+
+# A live snapshot, in one command: the latest (the event, expiring), the history
+# (once per timestamp), the host's last sight. KEYS: latest, history, state. ARGV:
+# the event (JSON), its expiry in ms, then add_once's four, then clock skew (0/1)
+# and the seconds the state outlives this.
+_STORE = LuaScript(
+    ADD_ONCE_FUNCTION
+    + """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+add_once(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+redis.call('HSET', KEYS[3], 'last_seen', ARGV[3], 'clock_skew', ARGV[7])
+redis.call('EXPIRE', KEYS[3], ARGV[8])
+"""
+)
 
 
 def latest_key(host: str) -> str:
@@ -55,11 +74,9 @@ def history_key(host: str) -> str:
     return redis_key("host", host, "history")
 
 
-def _add_once(target: Any, host: str, ts: float, text: str) -> Any:
+def _history_args(ts: float, text: str) -> list[Any]:
     keep = settings.METRICS_HISTORY_SECONDS
-    return target.eval(
-        _ADD_ONCE, 1, history_key(host), repr(ts), text, repr(ts - keep), int(keep) + 60
-    )
+    return [repr(ts), text, repr(ts - keep), int(keep) + 60]
 
 
 async def store_snapshot(
@@ -72,21 +89,22 @@ async def store_snapshot(
     so the set stays bounded whatever the interval.
     """
     host = event["host"]
-    async with get_redis().pipeline(transaction=False) as pipe:
-        pipe.set(latest_key(host), json.dumps(event), px=int(ttl * 1000))
-        _add_once(pipe, host, event["ts"], event["text"])
-        pipe.hset(
-            state_key(host),
-            mapping={"last_seen": repr(event["ts"]), "clock_skew": int(clock_skew)},
-        )
-        pipe.expire(state_key(host), STATE_TTL_SECONDS)
-        await pipe.execute()
+    await _STORE.run(
+        [latest_key(host), history_key(host), state_key(host)],
+        [
+            json.dumps(event),
+            int(ttl * 1000),
+            *_history_args(event["ts"], event["text"]),
+            int(clock_skew),
+            STATE_TTL_SECONDS,
+        ],
+    )
 
 
 async def store_backfill(host: str, ts: float, text: str) -> bool:
     """Put a snapshot taken while its agent was away into the host's history (once
     per timestamp); return whether it was new."""
-    return bool(await _add_once(get_redis(), host, ts, text))
+    return bool(await _ADD_ONCE.run([history_key(host)], _history_args(ts, text)))
 
 
 async def save_heartbeat(wall_time: float, interval: float) -> None:

@@ -34,21 +34,27 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. (now_ms + ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 """
 
-_COUNT = """
-local now = redis.call('TIME')
-local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-local entries = redis.call('HGETALL', KEYS[1])
-local total = 0
-for i = 1, #entries, 2 do
-    local count, expiry = string.match(entries[i + 1], '(%d+) (%d+)')
-    if count and tonumber(expiry) > now_ms then
-        total = total + tonumber(count)
-    else
-        redis.call('HDEL', KEYS[1], entries[i])
+# A Lua function: the sum of a host's live viewer counts (KEYS of its hash), the
+# entries of processes gone deleted. Other scripts that need the count include it.
+COUNT_FUNCTION = """
+local function count_viewers(key)
+    local now = redis.call('TIME')
+    local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+    local entries = redis.call('HGETALL', key)
+    local total = 0
+    for i = 1, #entries, 2 do
+        local count, expiry = string.match(entries[i + 1], '(%d+) (%d+)')
+        if count and tonumber(expiry) > now_ms then
+            total = total + tonumber(count)
+        else
+            redis.call('HDEL', key, entries[i])
+        end
     end
+    return total
 end
-return total
 """
+
+_COUNT = COUNT_FUNCTION + "return count_viewers(KEYS[1])"
 
 
 def viewers_key(host: str) -> str:
