@@ -19,6 +19,13 @@ OTHERS = stat.S_IRWXG | stat.S_IRWXO
 JOURNAL_SUFFIXES = ("-journal", "-wal", "-shm")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file that only its owner may read (made so before anything is in it)."""
+    path.touch(mode=0o600, exist_ok=True)
+    make_private(path)
+    path.write_text(text)
+
+
 def make_private(path: Path) -> bool:
     """Take group and other permissions off an existing file or directory; log it
     unless the file was just created (empty). Return whether anything changed."""

@@ -41,7 +41,7 @@ from metrics.events import (
     make_host_event,
     serialise,
 )
-from metrics.hoststate import HostLease, load_host_state
+from metrics.hoststate import LOST, HostLease, load_host_state
 from metrics.ingest import Snapshot, SnapshotError, parse_frame
 from metrics.ratelimit import TokenBucket
 from metrics.store import LATEST_TTL_INTERVALS, store_backfill, store_snapshot
@@ -201,6 +201,10 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await asyncio.sleep(LIVE_POLL if self.live else VIEWER_POLL)
             try:
                 viewers = await self.lease.renew_counting()
+                if viewers == LOST:
+                    # Redis restarted without its data: take the host again.
+                    await self.lease.claim(self.interval, self.idle_interval, self.live)
+                    continue
             except REDIS_ERRORS as error:
                 logger.warning(
                     "Could not count the viewers of %s: %s", self.host, error

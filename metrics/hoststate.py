@@ -23,6 +23,8 @@ from metrics.viewers import COUNT_FUNCTION, viewers_key
 
 # A host that missed this many of its intervals is offline.
 MISSED_INTERVALS = 3
+# What renew_counting() answers when nobody holds the host.
+LOST = -2
 # A sender's lease on its host lasts this long past its last renewal.
 LEASE_SECONDS = 5.0
 # The state outlives the last write by this long (a removed host's goes by itself).
@@ -40,15 +42,14 @@ redis.call('EXPIRE', KEYS[1], ARGV[7])
 return generation
 """
 
-# Renew the lease if this sender still holds it, or take it again if nobody holds
-# it (a Redis that lost its data); ARGV: sender, lease until, live. Returns 1 if
-# this sender holds it now, 0 if another does.
+# Renew the lease if this sender still holds it (ARGV: sender, lease until, live).
+# Returns 1 if it does, 0 if not (another sender took the host, or Redis lost it:
+# the sender claims it again).
 _RENEW = """
-local sender = redis.call('HGET', KEYS[1], 'sender')
-if sender and sender ~= ARGV[1] then
+if redis.call('HGET', KEYS[1], 'sender') ~= ARGV[1] then
     return 0
 end
-redis.call('HSET', KEYS[1], 'sender', ARGV[1], 'lease', ARGV[2], 'live', ARGV[3])
+redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'live', ARGV[3])
 return 1
 """
 
@@ -67,7 +68,7 @@ local live = '0'
 if viewers > 0 then
     live = '1'
 end
-redis.call('HSET', KEYS[1], 'sender', ARGV[1], 'lease', ARGV[2], 'live', live)
+redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'live', live)
 return viewers
 """
 )
@@ -187,8 +188,7 @@ class HostLease:
         return int(generation)
 
     async def renew(self, live: bool) -> bool:
-        """Extend the lease (or take it again if Redis lost it); False if another
-        sender has taken the host."""
+        """Extend the lease; False if this sender does not hold it (any more)."""
         held = await get_redis().eval(
             _RENEW,
             1,
@@ -200,8 +200,9 @@ class HostLease:
         return bool(held)
 
     async def renew_counting(self) -> int | None:
-        """Extend the lease and count the host's viewers, in one round trip;
-        None if another sender has taken the host."""
+        """Extend the lease and count the host's viewers, in one round trip; None
+        if another sender has taken the host; LOST if nobody holds it (Redis lost
+        its data)."""
         viewers = await get_redis().eval(
             _RENEW_COUNTING,
             2,
@@ -210,6 +211,8 @@ class HostLease:
             self.sender,
             repr(time.time() + self.seconds),
         )
+        if viewers == LOST:
+            return LOST
         return None if viewers < 0 else int(viewers)
 
     async def release(self) -> bool:

@@ -149,7 +149,8 @@ class Publisher:
             return self.clock() + self.interval / 2
         await save_heartbeat(self.wall_clock(), self.interval)
         live = await count_viewers(self.host) > 0
-        if not await self.lease.renew(live):
+        # Claimed on taking the lead (and again if Redis lost it), renewed after.
+        if self.state in ("starting", "standby") or not await self.lease.renew(live):
             await self.lease.claim(self.interval, self.idle_interval, live)
         if live != self.live or self.state not in ("publishing", "idle"):
             self.live = live

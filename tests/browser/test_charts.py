@@ -11,11 +11,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from agent.snapshots import build_snapshot
-from core.keys import redis_key
 from tests.browser.conftest import SERVICE_ENV
 from tests.browser.test_dashboard import log_in, module_urls
 from tests.conftest import delete_own_keys
 from tests.support import processes
+from tests.support.hosts import host_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -38,7 +38,7 @@ def history(redis_sync) -> Iterator:
     def store(*snapshots: dict) -> None:
         for snapshot in snapshots:
             published = datetime.fromisoformat(snapshot["timestamp"]).timestamp()
-            redis_sync.zadd(redis_key("history"), {json.dumps(snapshot): published})
+            redis_sync.zadd(host_key("history"), {json.dumps(snapshot): published})
 
     yield store
     delete_own_keys(redis_sync)

@@ -18,10 +18,10 @@ from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from agent.devices import DEFAULT_NET_EXCLUDE, excluded
-from core.keys import redis_key
 from tests.browser.conftest import ARTIFACTS, SERVICE_ENV
 from tests.conftest import PASSWORD
 from tests.support import processes
+from tests.support.hosts import host_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -127,7 +127,7 @@ def counted_interfaces() -> list[str]:
 
 def stored_timestamps(redis_sync) -> set[int]:
     """The distinct snapshot times (Unix milliseconds) held in the Redis history."""
-    texts = redis_sync.zrange(redis_key("history"), 0, -1)
+    texts = redis_sync.zrange(host_key("history"), 0, -1)
     stamps = (json.loads(text)["timestamp"] for text in texts)
     return {round(datetime.fromisoformat(s).timestamp() * 1000) for s in stamps}
 
@@ -434,7 +434,7 @@ def test_the_socket_outlives_its_access_token_by_renewing_it(
 
 def test_dashboard_screenshots_light_dark_and_phone(service, user, page, redis_sync):
     # Draw one unbroken stream: without the gaps the other tests left in history.
-    redis_sync.delete(redis_key("history"))
+    redis_sync.delete(host_key("history"))
     ARTIFACTS.mkdir(exist_ok=True)
     log_in(page, service)
     expect_live(page)

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.management.commands.ensure_admin import Command as EnsureAdmin
 from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, Bounds, parse_interval
+from core.private_files import write_private
 from runner.addresses import Reach, reach
 from runner.checks import check_database, check_redis
 from runner.embedded_redis import EmbeddedRedis
@@ -33,6 +34,9 @@ DJANGO_OPTIONS = {
 }
 # How ./run names itself unless it says otherwise (--run-script).
 RUN_SCRIPT = "./run"
+# The embedded Redis's URL while the service runs, for `./run manage` (the `run`
+# script reads it); removed when the service stops.
+EMBEDDED_REDIS_URL_FILE = settings.BASE_DIR / ".redis_url"
 
 MAX_WORKERS = 64
 parse_workers = Bounds(1, MAX_WORKERS).argument(whole=True)
@@ -130,6 +134,9 @@ class Command(BaseCommand):
         bound = sock.getsockname()[0]
         names = reach(bound, settings.ALLOWED_HOSTS, settings.ALLOWED_HOSTS_IS_SET)
         env = dict(os.environ)
+        if options["interval"]:
+            # Every process: the publisher's interval, and agents' default one.
+            env["METRICS_INTERVAL"] = f"{options['interval']:g}"
         if names.admitted_for_children:
             env["DJANGO_ALLOWED_HOSTS"] = ",".join(names.allowed_hosts)
         children: list[Child] = []
@@ -139,6 +146,8 @@ class Command(BaseCommand):
             else:
                 redis = EmbeddedRedis(Path(state) / "redis")
                 env["REDIS_URL"] = redis.start()
+                # `./run manage` reads it, to reach this Redis while it runs.
+                write_private(EMBEDDED_REDIS_URL_FILE, env["REDIS_URL"])
                 children.append(
                     Child(
                         "redis-server",
@@ -164,6 +173,7 @@ class Command(BaseCommand):
                     if child.process and child.process.poll() is None:
                         child.process.kill()
                 sock.close()
+                EMBEDDED_REDIS_URL_FILE.unlink(missing_ok=True)
         self.stdout.write("Stopped.")
 
     def prepare(self) -> tuple[str, bool]:
@@ -200,8 +210,6 @@ class Command(BaseCommand):
         ]
         publisher = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         publisher.append("publish_metrics")
-        if options["interval"]:
-            publisher += ["--interval", str(options["interval"])]
         children.append(Child("publisher", publisher, env))
         return children
 

@@ -218,7 +218,7 @@ async def test_an_idle_interval_of_0_publishes_nothing_until_watched(redis_layer
     assert time.monotonic() - asked < 1.0 + 0.5
 
 
-async def test_the_publisher_holds_its_host_while_it_runs(redis_layer):
+async def test_the_publisher_holds_its_host_while_it_runs(redis_layer, clean_redis):
     stop = asyncio.Event()
     publisher = Publisher(redis_layer, 0.5, idle_interval=0)
     running = asyncio.create_task(publisher.run(stop))
@@ -227,6 +227,8 @@ async def test_the_publisher_holds_its_host_while_it_runs(redis_layer):
         return (await load_host_state(HOST)).online
 
     await eventually_equal(online, True, 5, "the publisher's host is not online")
+    # Its interval, as GET /api/hosts shows it, even in a Redis that had nothing.
+    assert (await load_host_state(HOST)).interval == 0.5
     stop.set()
     await asyncio.wait_for(running, 5)
     assert not (await load_host_state(HOST)).online
