@@ -1,5 +1,6 @@
 """The ./run script as a new user types it: its help, its errors, and its hints."""
 
+import asyncio
 import os
 import pty
 import re
@@ -13,6 +14,8 @@ import time
 import pytest
 
 from tests.support import processes
+from tests.support.clients import close_frame
+from tests.support.fake_agents import connected_agent
 
 DJANGO_OPTIONS = ("--settings", "--pythonpath", "--traceback", "--no-color")
 NEW_PASSWORD = "a-new-and-long-password-7"
@@ -130,3 +133,34 @@ def test_the_printed_password_hint_works_exactly_as_printed(tmp_path, user_envir
     assert status == 0, output
     assert "Password changed successfully for user 'admin'" in output
     assert password_works(user_environment, "admin", NEW_PASSWORD)
+
+
+async def test_run_manage_reaches_the_redis_that_run_embeds(tmp_path, user_environment):
+    port = processes.free_port()
+    log = tmp_path / "run.log"
+    args = ["./run", "--workers", "1", "--port", str(port), "--interval", "1"]
+    with processes.running(args, user_environment, log) as runner:
+        deadline = time.monotonic() + 90
+        while "Ctrl-C stops everything" not in log.read_text():
+            assert runner.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no banner"
+            await asyncio.sleep(0.1)
+        added = run_script(user_environment, "manage", "hosts", "add", "db-9")
+        assert added.returncode == 0, added.stderr
+        assert "Could not tell" not in added.stderr
+        token = added.stdout.splitlines()[-1]
+        agent, hello = await connected_agent(port, token)
+        assert hello["host"] == "db-9"
+        assert hello["interval"] == 1.0  # ./run --interval is every process's
+        listed = run_script(user_environment, "manage", "hosts", "list")
+        assert re.search(r"^db-9\s+enabled\s+agent\s+yes\b", listed.stdout, re.M), (
+            listed.stdout
+        )
+        rotated_at = time.monotonic()
+        rotated = run_script(user_environment, "manage", "hosts", "rotate", "db-9")
+        assert rotated.returncode == 0, rotated.stderr
+        assert await close_frame(agent, within=5) == (4001, "invalid host token")
+        assert time.monotonic() - rotated_at < 2 + 3  # the command's own start-up
+        runner.send_signal(signal.SIGINT)
+        assert runner.wait(30) == 0
+    assert not (processes.ROOT / ".redis_url").exists()

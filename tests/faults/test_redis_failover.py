@@ -1,7 +1,8 @@
 """Redis failover under load, with real processes only: a master, a replica and
 three Sentinels of Debian's Redis; two daphne workers and two publishers on
-REDIS_URL=redis+sentinel://...; 100 viewers with real tokens. The master is killed
-with SIGKILL and the Sentinels promote the replica.
+REDIS_URL=redis+sentinel://...; one agent (`monitor-agent`, a host of its own);
+100 viewers with real tokens, half of each host. The master is killed with SIGKILL
+and the Sentinels promote the replica.
 
 What the viewers must see: snapshots again within 15 s of the kill, on the sockets
 they had (none closes: a worker's only tie to Redis is its one pub/sub connection,
@@ -9,8 +10,8 @@ which redis-py re-opens to the master the Sentinels name and subscribes again);
 still one leader publishing per host; no snapshot twice. The test prints how many
 snapshots the viewers lost, the figure docs/deployment.md quotes.
 
-Sources of snapshots are listed in `sources`: the publishers now; an agent with a
-host token is one more entry once the server ingests agents (issue 13).
+The agent's socket is closed with 1011 when its worker cannot store a snapshot;
+the agent reconnects by itself and sends what it took meanwhile as backfill.
 """
 
 import asyncio
@@ -20,7 +21,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,10 +31,12 @@ from websockets.exceptions import ConnectionClosed
 
 from core.closes import DATA_STORE_UNAVAILABLE
 from core.keys import redis_key
+from metrics.hosts import create_host
 from tests.conftest import PASSWORD
 from tests.support import processes
+from tests.support.agents import running_agent
 from tests.support.clients import open_socket, receive_json
-from tests.support.hosts import PONG
+from tests.support.hosts import HOST, PONG
 from tests.support.users import service_user
 from tests.support.waiting import eventually
 
@@ -46,8 +48,8 @@ VIEWERS = 100
 RECOVERY_WITHIN = 15.0
 # Snapshots of one leader are an interval apart; two leaders would interleave.
 ONE_LEADER_GAP = 0.5 * INTERVAL
-# Snapshots messages carry no host until agents stream theirs: the publisher's.
-LOCAL_HOST = "local"
+# The agent's host (the publishers' is tests.support.hosts.HOST).
+AGENT_HOST = "failover-agent"
 
 
 def published_at(timestamp: str) -> float:
@@ -61,6 +63,7 @@ class Viewer:
 
     ws: ClientConnection
     port: int
+    host: str
     snapshots: list[tuple[float, str, str]] = field(default_factory=list)
     others: list[dict] = field(default_factory=list)
     closed: ConnectionClosed | None = None
@@ -72,19 +75,16 @@ class Viewer:
             async for frame in self.ws:
                 message = json.loads(frame)
                 if message.get("type") == "metrics":
-                    host = message.get("host", LOCAL_HOST)
                     self.snapshots.append(
-                        (time.monotonic(), host, message["timestamp"])
+                        (time.monotonic(), message["host"], message["timestamp"])
                     )
                 else:
                     self.others.append(message)
         except ConnectionClosed as error:
             self.closed = error
 
-    def stamps(self, host: str = LOCAL_HOST) -> list[float]:
-        return [
-            published_at(stamp) for _, each, stamp in self.snapshots if each == host
-        ]
+    def stamps(self) -> list[float]:
+        return [published_at(stamp) for _, _, stamp in self.snapshots]
 
     def first_after(self, wall_time: float) -> float | None:
         """When the first snapshot published after `wall_time` arrived."""
@@ -100,15 +100,19 @@ class Viewer:
         return min(stamp for stamp in self.stamps() if stamp > wall_time)
 
 
-async def open_viewers(ports: list[int], token: str, count: int) -> list[Viewer]:
-    """`count` viewers spread over the workers, each reading in its own task."""
+async def open_viewers(
+    ports: list[int], token: str, count: int, hosts: list[str]
+) -> list[Viewer]:
+    """`count` viewers spread over the workers and the hosts, each reading in its
+    own task."""
+    places = list(zip(itertools.cycle(ports), itertools.cycle(hosts), range(count)))
     sockets = await asyncio.gather(
-        *(
-            open_socket(port, token)
-            for port, _ in zip(itertools.cycle(ports), range(count))
-        )
+        *(open_socket(port, token, host=host) for port, host, _ in places)
     )
-    viewers = [Viewer(ws, port) for ws, port in zip(sockets, itertools.cycle(ports))]
+    viewers = [
+        Viewer(ws, port, host)
+        for ws, (port, host, _) in zip(sockets, places, strict=True)
+    ]
     for viewer in viewers:
         viewer.task = asyncio.create_task(viewer.read())
     return viewers
@@ -182,12 +186,18 @@ def token(db, default_host) -> str:
     return str(AccessToken.for_user(service_user("viewer", PASSWORD)))
 
 
+@pytest.fixture
+def agent_token(db) -> str:
+    """The agent's host token."""
+    return create_host(AGENT_HOST)[1]
+
+
 async def test_viewers_get_snapshots_within_15_s_of_the_master_being_killed(
-    tmp_path, sentinel_cluster, token, capsys
+    tmp_path, sentinel_cluster, token, agent_token, capsys
 ):
     url = sentinel_cluster.url()
     publisher_flags = ("--interval", str(INTERVAL), "-v", "2")
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         ports = [
             stack.enter_context(processes.daphne(tmp_path, REDIS_URL=url))[1]
             for _ in range(2)
@@ -203,7 +213,12 @@ async def test_viewers_get_snapshots_within_15_s_of_the_master_being_killed(
             )
             for n in (1, 2)
         }
-        viewers = await open_viewers(ports, token, VIEWERS)
+        agent_flags = ["--server", f"http://127.0.0.1:{ports[0]}"]
+        agent_flags += ["--token", agent_token, "--interval", str(INTERVAL)]
+        agent = await stack.enter_async_context(
+            running_agent(tmp_path / "agent.log", *agent_flags)
+        )
+        viewers = await open_viewers(ports, token, VIEWERS, [HOST, AGENT_HOST])
         try:
             await eventually(
                 lambda: all(len(v.snapshots) >= 3 for v in viewers),
@@ -255,24 +270,23 @@ async def test_viewers_get_snapshots_within_15_s_of_the_master_being_killed(
             )
         logs = {name: (tmp_path / f"{name}.log").read_text() for name in sources}
         leader = sentinel_cluster.server_client(promoted).get(
-            redis_key("publisher", "leader")
+            redis_key("host", HOST, "leader")
         )
         running = {name: process.poll() is None for name, process in sources.items()}
+        running["agent"] = agent.process.poll() is None
 
     # Within 15 s of the kill, at every viewer, on the socket it had.
     assert set(during) <= {DATA_STORE_UNAVAILABLE.code, "metrics"}, during
     assert promoted is not None
     assert max(recovered) <= RECOVERY_WITHIN, max(recovered)
     assert [v for v in viewers if v.closed] == []
-    # No snapshot twice, and one leader publishing per host throughout.
+    # Only its host's snapshots, none twice, one sender per host throughout.
     for viewer in viewers:
-        by_host = defaultdict(list)
-        for _, host, stamp in viewer.snapshots:
-            by_host[host].append(published_at(stamp))
-        for stamps in by_host.values():
-            assert len(stamps) == len(set(stamps)), "a snapshot arrived twice"
-            gaps = [b - a for a, b in itertools.pairwise(sorted(stamps))]
-            assert min(gaps) >= ONE_LEADER_GAP, "two publishers led at once"
+        assert {host for _, host, _ in viewer.snapshots} == {viewer.host}
+        stamps = viewer.stamps()
+        assert len(stamps) == len(set(stamps)), "a snapshot arrived twice"
+        gaps = [b - a for a, b in itertools.pairwise(sorted(stamps))]
+        assert min(gaps) >= ONE_LEADER_GAP, "two senders of one host at once"
     published = {name: logged_stamps(text) for name, text in logs.items()}
     every_published = sorted(set().union(*published.values()))
     gaps = [b - a for a, b in itertools.pairwise(every_published)]
@@ -290,12 +304,14 @@ async def test_viewers_get_snapshots_within_15_s_of_the_master_being_killed(
             viewer.first_stamp_after(killed_wall),
         )
         lost.append(round((after - before) / INTERVAL) - 1)
-        window = {s for s in every_published if before < s < after}
-        undelivered.append(len(window - set(viewer.stamps())))
+        if viewer.host == HOST:  # the publishers log what they published
+            window = {s for s in every_published if before < s < after}
+            undelivered.append(len(window - set(viewer.stamps())))
     with capsys.disabled():
         print(  # noqa: T201 - the figure docs/deployment.md quotes
             f"\nRedis failover (master SIGKILLed, replica promoted by Sentinel), "
-            f"{VIEWERS} viewers on 2 workers, one snapshot every {INTERVAL:g} s: "
+            f"{VIEWERS} viewers of 2 hosts (a publisher's, an agent's) on 2 workers, "
+            f"one snapshot every {INTERVAL:g} s: "
             f"snapshots reached every viewer again {min(recovered):.1f} to "
             f"{max(recovered):.1f} s after the kill; snapshots lost per viewer: "
             f"{min(lost)} to {max(lost)}; of them published but not delivered: "
