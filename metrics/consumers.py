@@ -121,14 +121,15 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
             logger.warning("Redis unavailable on connect: %s", error)
             await self.refuse(closes.DATA_STORE_UNAVAILABLE)
             return
+        # Counted before the handshake completes: a client that sees it open is.
+        self.counted_open = True
+        instruments.viewer_sockets_open.inc()
         await self.accept(self.subprotocol())
         self.accepted = True
         if self.revoked is not None:
             await self.close_with(self.revoked)
             return
         self.authorized = True
-        self.counted_open = True
-        instruments.viewer_sockets_open.inc()
         self.bucket = TokenBucket(
             settings.METRICS_WS_MESSAGES_PER_SECOND, settings.METRICS_WS_MESSAGE_BURST
         )

@@ -1,19 +1,24 @@
 """A real Prometheus server scrapes one of two web workers that share a
 PROMETHEUS_MULTIPROC_DIR (as ./run's do), and answers through its query API: a
 host's CPU gauge is the figure its viewers get over the WebSocket, and the open
-sockets are those the test holds on both workers."""
+sockets are those the test holds on both workers. Under ./run itself, any worker
+answers for both, and a worker killed takes its sockets out of the figure."""
 
 import asyncio
 import contextlib
 import json
+import signal
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from asgiref.sync import sync_to_async
+from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.hosts import create_host
 from tests.support import processes
@@ -170,3 +175,91 @@ async def eventually_cpu(ws, expected: float) -> float:
         if value == expected:
             return value
     raise AssertionError(f"no snapshot with CPU {expected} reached the viewer")
+
+
+def scrape_open_sockets(port: int) -> float:
+    """monitor_viewer_sockets_open as one scrape of the runner's port says."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == "monitor_viewer_sockets_open":
+            return family.samples[0].value
+    raise AssertionError("no monitor_viewer_sockets_open in the scrape")
+
+
+def web_workers(runner: psutil.Process) -> list[psutil.Process]:
+    return [
+        child
+        for child in runner.children()
+        if "runner.webserver" in " ".join(child.cmdline()) and child.is_running()
+    ]
+
+
+def worker_of(ws, workers: list[psutil.Process]) -> int:
+    """The PID of the worker holding the client socket `ws`."""
+    client_port = ws.local_address[1]
+    for worker in workers:
+        for connection in worker.net_connections("tcp"):
+            if connection.raddr and connection.raddr.port == client_port:
+                return worker.pid
+    raise AssertionError("no worker holds the socket")
+
+
+async def test_any_runner_worker_answers_for_both_and_a_dead_ones_sockets_leave(
+    tmp_path, access_token
+):
+    port = processes.free_port()
+    args = [sys.executable, "manage.py", "runservice", "--port", str(port)]
+    args += ["--workers", "2", "--interval", "1"]
+    env = processes.service_env(METRICS_PROMETHEUS_TOKEN=TOKEN)
+    log = tmp_path / "runner.log"
+    sockets = []
+    with processes.running(args, env, log) as runner:
+        try:
+            await eventually(
+                lambda: "Host monitor is running" in log.read_text(), 60, "no banner"
+            )
+            supervisor = psutil.Process(runner.pid)
+            workers = await eventually(
+                lambda: len(web_workers(supervisor)) == 2 and web_workers(supervisor),
+                WITHIN,
+                "two web workers did not start",
+            )
+            # Sockets until both workers hold some (the kernel chooses).
+            held: dict[int, list] = {worker.pid: [] for worker in workers}
+            while len(sockets) < 4 or not all(held.values()):
+                assert len(sockets) < 30, "the kernel gave every socket to one worker"
+                ws = await open_socket(port, access_token)
+                sockets.append(ws)
+                held[await asyncio.to_thread(worker_of, ws, workers)].append(ws)
+            for _ in range(6):  # each scrape lands on either worker
+                assert await asyncio.to_thread(scrape_open_sockets, port) == len(
+                    sockets
+                )
+
+            killed, kept = workers
+            killed.send_signal(signal.SIGKILL)
+            await eventually(
+                lambda: f"(pid {killed.pid}) exited" in log.read_text(),
+                WITHIN,
+                "the runner did not notice the dead worker",
+            )
+            expected = len(held[kept.pid])
+            deadline = time.monotonic() + WITHIN
+            in_a_row = 0
+            figure = None
+            while in_a_row < 6:  # six scrapes in a row, after the restart
+                assert time.monotonic() < deadline, f"{figure} open, not {expected}"
+                try:
+                    figure = await asyncio.to_thread(scrape_open_sockets, port)
+                except (urllib.error.URLError, OSError):
+                    figure = None
+                in_a_row = in_a_row + 1 if figure == expected else 0
+                await asyncio.sleep(0.1)
+        finally:
+            for ws in sockets:
+                await ws.close()
