@@ -58,7 +58,8 @@ snapshots_delivered = Counter(
 )
 snapshot_delivery_seconds = Histogram(
     "monitor_snapshot_delivery_seconds",
-    "Seconds from a snapshot's publication (its timestamp) to its write to a socket.",
+    "Seconds from a snapshot's publication (its timestamp) to its write to the "
+    "last of a worker's sockets of its host.",
     buckets=DELIVERY_BUCKETS,
 )
 slow_clients_dropped = Counter(
@@ -97,10 +98,18 @@ for _outcome in LOGIN_OUTCOMES:
     logins.labels(_outcome)
 
 
-def snapshot_written(published_at: float | None) -> None:
-    """Count a snapshot written to one socket, and how long after publication."""
-    snapshots_delivered.inc()
-    if isinstance(published_at, int | float):
+def snapshot_broadcast(published_at: object, written: int) -> None:
+    """Count a snapshot written to `written` sockets, and how long after its
+    publication the last write ended.
+
+    Once per snapshot and worker, not per socket: in multiprocess mode each update
+    costs microseconds, which a fan-out to thousands of sockets would pay thousands
+    of times.
+    """
+    if not written:
+        return
+    snapshots_delivered.inc(written)
+    if isinstance(published_at, int | float) and not isinstance(published_at, bool):
         snapshot_delivery_seconds.observe(max(time.time() - published_at, 0.0))
 
 

@@ -143,7 +143,7 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
             published_at, text = self.held.pop(0)
             if not self.sent_already(published_at):
                 await self.send(text_data=text)
-                instruments.snapshot_written(published_at)
+                instruments.snapshots_delivered.inc()
         self.held = None
         fanout = get_fanout()
         fanout.expect(host, state.interval)
@@ -243,17 +243,19 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         """Tell the client what was wrong with its frame; the socket stays open."""
         await self.send_json({"type": "error", "message": message})
 
-    async def send_snapshot(self, published_at: float | None, text: str) -> None:
-        """Send a broadcast snapshot (already JSON); called by this process's Fanout."""
+    async def send_snapshot(self, published_at: float | None, text: str) -> bool:
+        """Send a broadcast snapshot (already JSON); called by this process's Fanout.
+        Whether it was written now (not held until connected, nor a repeat)."""
         if self.held is not None:
             self.held.append((published_at, text))
-            return
+            return False
         # Only the first broadcast after connecting can repeat the one sent then.
         repeated = self.sent_already(published_at)
         self.sent_on_connect = None
-        if not repeated:
-            await self.base_send({"type": "websocket.send", "text": text})
-            instruments.snapshot_written(published_at)
+        if repeated:
+            return False
+        await self.base_send({"type": "websocket.send", "text": text})
+        return True
 
     async def send_host_state(self, text: str) -> None:
         """Tell the client its host went offline or came back (a ready frame)."""
