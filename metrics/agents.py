@@ -29,7 +29,7 @@ from agent.protocol import (
     MAX_FRAME_BYTES,
 )
 from agent.snapshots import build_snapshot
-from core import closes
+from core import closes, instruments
 from core.bounds import INTERVAL_SECONDS
 from core.dispatch import DirectDispatch
 from metrics.agentauth import find_agent_host, is_current_agent_host
@@ -158,6 +158,7 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             await self.close_with(closes.DATA_STORE_UNAVAILABLE)
             return
         self.host, self.token_hash = host.name, host.token_hash
+        instruments.agents_connected.inc()
         await self.send_frame({"type": "hello", "host": host.name, **self.cadence()})
         if problem:
             await self.send_error(problem)
@@ -223,6 +224,7 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             self.watcher.cancel()
         if self.host is None:
             return
+        instruments.agents_connected.dec()
         try:
             if self.joined:
                 self.joined = False
@@ -246,6 +248,7 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             return
         size = len(text_data.encode()) if text_data is not None else len(bytes_data)
         if size > MAX_FRAME_BYTES:
+            instruments.snapshot_rejected("too_big")
             await self.close_with(closes.AGENT_FRAME_TOO_BIG)
             return
         try:
@@ -254,12 +257,15 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             snapshot = parse_frame(text_data)
         except SnapshotError as error:
             if not self.live_bucket.allow():
+                instruments.snapshot_rejected("too_many")
                 await self.close_with(closes.TOO_MANY_SNAPSHOTS)
                 return
+            instruments.snapshot_rejected("invalid")
             await self.send_error(str(error))
             return
         bucket = self.backfill_bucket if snapshot.backfill else self.live_bucket
         if not bucket.allow():
+            instruments.snapshot_rejected("too_many")
             await self.close_with(closes.TOO_MANY_SNAPSHOTS)
             return
         try:
@@ -271,6 +277,7 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             # The agent keeps what it takes while disconnected and sends it again
             # as backfill: better than dropping snapshots into a Redis that is gone.
             logger.warning("Redis unavailable for %s's snapshot: %s", self.host, error)
+            instruments.snapshot_rejected("data_store_unavailable")
             await self.close_with(closes.DATA_STORE_UNAVAILABLE)
 
     async def publish(self, snapshot: Snapshot) -> None:
@@ -295,6 +302,7 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             event, ttl=LATEST_TTL_INTERVALS * period, clock_skew=self.clock_skew
         )
         self.last_ts = taken_at
+        instruments.snapshots_ingested.labels("live").inc()
         await self.channel_layer.group_send(host_group(self.host), event)
 
     async def store_backfill(self, snapshot: Snapshot) -> None:
@@ -313,6 +321,7 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
         await store_backfill(
             self.host, taken_at, serialise({**message, "host": self.host})
         )
+        instruments.snapshots_ingested.labels("backfill").inc()
 
     async def agent_replaced(self, event: dict[str, Any]) -> None:
         """A newer connection of the same host: close this one with 4010."""

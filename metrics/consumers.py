@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from accounts.middleware import BEARER_PROTOCOL, get_socket_token
 from accounts.sessions import TokenSession
 from accounts.tokens import refusal
-from core import closes
+from core import closes, instruments
 from core.dispatch import DirectDispatch
 from metrics.directory import get_directory
 from metrics.events import host_frame
@@ -70,6 +70,8 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
     revoked: closes.Close | None = None
     # The token's expiry and renewal, from accept to close.
     session: TokenSession | None = None
+    # Counted among the open sockets (core.instruments), until it leaves.
+    counted_open = False
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -119,6 +121,9 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
             logger.warning("Redis unavailable on connect: %s", error)
             await self.refuse(closes.DATA_STORE_UNAVAILABLE)
             return
+        # Counted before the handshake completes: a client that sees it open is.
+        self.counted_open = True
+        instruments.viewer_sockets_open.inc()
         await self.accept(self.subprotocol())
         self.accepted = True
         if self.revoked is not None:
@@ -138,6 +143,7 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
             published_at, text = self.held.pop(0)
             if not self.sent_already(published_at):
                 await self.send(text_data=text)
+                instruments.snapshots_delivered.inc()
         self.held = None
         fanout = get_fanout()
         fanout.expect(host, state.interval)
@@ -173,6 +179,9 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         """Stop the expiry timer, stop counting this client, leave groups (once)."""
         if self.session is not None:
             self.session.stop()
+        if self.counted_open:
+            self.counted_open = False
+            instruments.viewer_sockets_open.dec()
         if self.counted:
             self.counted = False
             await get_quota().close(self.user_id)
@@ -191,20 +200,25 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
             return
         size = len(text_data.encode()) if text_data is not None else len(bytes_data)
         if size > settings.METRICS_WS_MAX_MESSAGE_BYTES:
+            instruments.frame_refused("too_big")
             await self.close_with(closes.FRAME_TOO_BIG)
             return
         if not self.bucket.allow():
+            instruments.frame_refused("too_many")
             await self.close_with(closes.RATE_EXCEEDED)
             return
         if text_data is None:
+            instruments.frame_refused("binary")
             await self.send_error("binary frames are not supported; send JSON text")
             return
         try:
             content = json.loads(text_data)
         except (ValueError, RecursionError):
+            instruments.frame_refused("invalid_json")
             await self.send_error("invalid JSON")
             return
         if not isinstance(content, dict):
+            instruments.frame_refused("not_an_object")
             await self.send_error('expected a JSON object with a "type" field')
             return
         kind = content.get("type")
@@ -213,8 +227,10 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         elif kind == "auth":
             await self.session.renew(content.get("token"))
         elif not isinstance(kind, str):
+            instruments.frame_refused("no_type")
             await self.send_error('missing "type": expected a string such as "ping"')
         else:
+            instruments.frame_refused("unknown_type")
             await self.send_error(f"unknown message type {kind[:MAX_ECHOED_TYPE]!r}")
 
     async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
@@ -227,16 +243,19 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         """Tell the client what was wrong with its frame; the socket stays open."""
         await self.send_json({"type": "error", "message": message})
 
-    async def send_snapshot(self, published_at: float | None, text: str) -> None:
-        """Send a broadcast snapshot (already JSON); called by this process's Fanout."""
+    async def send_snapshot(self, published_at: float | None, text: str) -> bool:
+        """Send a broadcast snapshot (already JSON); called by this process's Fanout.
+        Whether it was written now (not held until connected, nor a repeat)."""
         if self.held is not None:
             self.held.append((published_at, text))
-            return
+            return False
         # Only the first broadcast after connecting can repeat the one sent then.
         repeated = self.sent_already(published_at)
         self.sent_on_connect = None
-        if not repeated:
-            await self.base_send({"type": "websocket.send", "text": text})
+        if repeated:
+            return False
+        await self.base_send({"type": "websocket.send", "text": text})
+        return True
 
     async def send_host_state(self, text: str) -> None:
         """Tell the client its host went offline or came back (a ready frame)."""

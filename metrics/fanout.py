@@ -33,6 +33,7 @@ from accounts.revocation import (
     revocation_close,
 )
 from accounts.sessions import revocations_heard, revocations_unheard, user_revoked
+from core import instruments
 from core.frames import SharedText
 from core.loop_local import LoopLocal
 from metrics.events import EVENT_TYPE, HOST_EVENT_TYPE, host_frame, host_group
@@ -51,7 +52,7 @@ class Member(Protocol):
     user_id: str
     host: str
 
-    async def send_snapshot(self, published_at: float | None, text: str) -> None: ...
+    async def send_snapshot(self, published_at: float | None, text: str) -> bool: ...
 
     async def send_host_state(self, text: str) -> None: ...
 
@@ -219,12 +220,14 @@ class Fanout:
         await self.set_online(host, True)
         published_at = event.get("ts")
         shared = SharedText(text)
+        written = 0
         for member in list(self.members.get(host, ())):
             try:
-                await member.send_snapshot(published_at, shared)
+                written += await member.send_snapshot(published_at, shared)
             except Exception:
                 # One broken socket must not keep the snapshot from the others.
                 logger.exception("Could not send a snapshot to one socket")
+        instruments.snapshot_broadcast(published_at, written)
 
     async def dispatch(self, members: list[Member], event: dict[str, Any]) -> None:
         """Run each member's handler for the event (one log line if any fail)."""

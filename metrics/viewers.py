@@ -16,6 +16,7 @@ from collections import Counter
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from core import instruments
 from core.keys import redis_key
 from core.loop_local import LoopLocal
 from core.redis import get_redis
@@ -87,10 +88,13 @@ class ViewerRegistry:
     def add(self, host: str) -> None:
         """Count one more client of `host`."""
         self.counts[host] += 1
+        instruments.viewers.labels(host).inc()
         self._report()
 
     def remove(self, host: str) -> None:
         """Count one client of `host` fewer."""
+        if self.counts[host] > 0:
+            instruments.viewers.labels(host).dec()
         self.counts[host] = max(self.counts[host] - 1, 0)
         self._report()
 

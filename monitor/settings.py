@@ -432,6 +432,14 @@ METRICS_HISTORY_SECONDS = env_number(
 # cannot withdraw it); live processes renew theirs ten times as often.
 METRICS_VIEWER_TTL = env_number("METRICS_VIEWER_TTL", default=30, bounds=Bounds(1, 600))
 
+# The bearer token Prometheus sends to scrape /metrics (docs/metrics.md); unset or
+# empty, /metrics answers 404.
+METRICS_PROMETHEUS_TOKEN = os.environ.get("METRICS_PROMETHEUS_TOKEN", "").strip()
+# Where the web workers of one machine keep their Prometheus figures, summed by a
+# scrape of any of them (prometheus_client's multiprocess mode, which reads the
+# variable itself); ./run sets it for its workers. Unset: this process's own.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+
 # Connection options for every Redis client of ours. redis-py 8 would otherwise
 # close a socket after 5 s without a reply (an idle pub/sub subscriber, taking
 # every WebSocket of the process down with 1011) and refuse more than 100 pooled

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from core.hostnames import HOST_NAME_PATTERN
+from metrics.exposition import metrics_view
 from metrics.pages import HostDashboardView
 from metrics.views import DashboardView, HostsView, favicon
 from monitor.health import healthz, readyz
@@ -20,4 +21,5 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]

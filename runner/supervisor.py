@@ -35,6 +35,8 @@ class Child:
     stop_last: bool = False
     process: subprocess.Popen | None = None
     restarts: deque = field(default_factory=deque)
+    # Told the PID of the process when it has exited, before it is restarted.
+    on_exit: Callable[[int], None] | None = None
 
     def start(self) -> None:
         """Start (or restart) the process."""
@@ -106,6 +108,8 @@ class Supervisor:
                 child.process.pid,
                 status,
             )
+            if child.on_exit is not None:
+                child.on_exit(child.process.pid)
             child.start()
 
     def stop_all(self) -> None:

@@ -53,6 +53,7 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from django.conf import settings
 
+from core import instruments
 from core.closes import fit_reason
 from runner import extensions
 from runner.connections import GuardedHTTPFactory
@@ -81,6 +82,7 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
     closing with the application's reason."""
 
     backlogged_since: float | None = None
+    dropped_as_slow = False
 
     def handle_reply(self, message):
         # daphne's own handling of a close after accept, with the reason kept.
@@ -135,6 +137,9 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
             waited,
         )
         self.dropConnection(abort=True)
+        if not self.dropped_as_slow:
+            self.dropped_as_slow = True
+            instruments.slow_clients_dropped.inc()
         return True
 
 

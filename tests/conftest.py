@@ -110,6 +110,29 @@ def start_sentinel_cluster(tmp_path):
         yield start
 
 
+def debian_binary(path: str, package: str) -> str:
+    """The path of a binary from a Debian package; the test is skipped where it is
+    missing, except in CI (.ci/run installs the package), where that is an error."""
+    if not os.access(path, os.X_OK):
+        reason = f"{path} is missing (Debian's {package} package installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI is set, so this is an error", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def promtool() -> str:
+    """Prometheus's promtool, from Debian's prometheus package."""
+    return debian_binary("/usr/bin/promtool", "prometheus")
+
+
+@pytest.fixture
+def prometheus_binary() -> str:
+    """The Prometheus server, from Debian's prometheus package."""
+    return debian_binary("/usr/bin/prometheus", "prometheus")
+
+
 @pytest.fixture
 def sentinel_cluster(start_sentinel_cluster):
     """A running master, replica and three Sentinels, without passwords or TLS."""

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from prometheus_client.multiprocess import mark_process_dead
 
 from accounts.management.commands.ensure_admin import Command as EnsureAdmin
 from core.bounds import DAPHNE_MAX_MESSAGE_BYTES, Bounds, parse_interval
@@ -163,7 +164,9 @@ class Command(BaseCommand):
             try:
                 check_database()
                 administrator = self.prepare()
-                children += self.service_children(sock, workers, options, env)
+                metrics = Path(state) / "prometheus"
+                metrics.mkdir()
+                children += self.service_children(sock, workers, options, env, metrics)
                 self.announce(names, port, workers, administrator)
                 Supervisor(children).run()
             except SupervisorError as error:
@@ -197,15 +200,32 @@ class Command(BaseCommand):
         return first.get_username() if first else "admin"
 
     def service_children(
-        self, sock: socket.socket, workers: int, options: dict, env: dict[str, str]
+        self,
+        sock: socket.socket,
+        workers: int,
+        options: dict,
+        env: dict[str, str],
+        metrics: Path,
     ) -> list[Child]:
-        """The daphne workers on the shared socket, then the publisher."""
+        """The daphne workers on the shared socket, then the publisher.
+
+        The workers keep their Prometheus figures in `metrics`, a directory of this
+        run's (empty at its start), which a scrape of any of them sums; a worker
+        that exits takes its live gauges (open sockets) with it.
+        """
         fd = sock.fileno()
+        web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+
+        def forget_worker(pid: int) -> None:
+            mark_process_dead(pid, str(metrics))
+
         daphne = [sys.executable, "-m", "runner.webserver", "--fd", str(fd)]
         daphne += ["--websocket-max-message-size", str(DAPHNE_MAX_MESSAGE_BYTES)]
         daphne.append("monitor.asgi:application")
         children = [
-            Child(f"web-{number}", daphne, env, pass_fds=(fd,))
+            Child(
+                f"web-{number}", daphne, web_env, pass_fds=(fd,), on_exit=forget_worker
+            )
             for number in range(1, workers + 1)
         ]
         publisher = [sys.executable, str(settings.BASE_DIR / "manage.py")]

@@ -25,3 +25,21 @@ def test_stopping_terminates_running_children():
     sleeper.start()
     supervisor.stop_all()
     assert sleeper.exit_status() is not None
+
+
+def test_a_child_that_exits_is_reported_by_pid_before_its_restart():
+    exited = []
+    child = Child(
+        "brief",
+        [sys.executable, "-c", "raise SystemExit(0)"],
+        dict(os.environ),
+        on_exit=exited.append,
+    )
+    child.start()
+    first = child.process.pid
+    child.process.wait(10)
+    supervisor = Supervisor([child])
+    supervisor.check_children()
+    assert exited == [first]
+    assert child.process.pid != first
+    supervisor.stop_all()
