@@ -44,7 +44,7 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def user(db):
+def user(db, default_host):
     """alice, with a password hash that the daphne children can check.
 
     The test settings hash with MD5 for speed; the service knows only its own

@@ -23,7 +23,7 @@ from metrics.leadership import LeaderLock
 from metrics.store import load_history, load_latest, store_snapshot
 from metrics.viewers import count_viewers
 from runner.checks import check_redis
-from tests.support.hosts import host_event
+from tests.support.hosts import HOST, host_event, host_key
 from tests.support.waiting import eventually
 
 # What a client of the service may raise while the Sentinels fail over.
@@ -70,12 +70,12 @@ async def use_every_client(clients: Clients, number: int) -> None:
     """Write and read through each kind of client; raise if any fails."""
     event = host_event({"type": "metrics", "n": number}, time.time())
     await store_snapshot(event, ttl=60)
-    assert (await load_latest())["ts"] == event["ts"]
+    assert (await load_latest(HOST)).event["ts"] == event["ts"]
     # One lock: held before a failover, still held after it (the key replicated).
-    clients.lock = clients.lock or LeaderLock(get_redis(), ttl=60)
+    clients.lock = clients.lock or LeaderLock(get_redis(), ttl=60, host=HOST)
     assert await clients.lock.acquire_or_renew()
-    assert await count_viewers() == 0
-    texts, _ = await asyncio.to_thread(load_history, event["ts"])
+    assert await count_viewers(HOST) == 0
+    texts, _ = await asyncio.to_thread(load_history, HOST, event["ts"])
     assert texts == [event["text"]]
     cache = clients.cache
     await asyncio.to_thread(cache.set, "answer", number, 60)
@@ -118,8 +118,8 @@ async def test_every_client_reaches_the_master_and_after_a_kill_the_promoted_rep
     await use_every_client(service, 1)
     master = sentinel_cluster.master()
     on_master = sentinel_cluster.server_client(master)
-    assert on_master.get(redis_key("latest")) is not None
-    assert on_master.get(redis_key("publisher", "leader")) is not None
+    assert on_master.get(host_key("latest")) is not None
+    assert on_master.get(host_key("leader")) is not None
 
     master.kill()
     killed_at = time.monotonic()
@@ -129,7 +129,7 @@ async def test_every_client_reaches_the_master_and_after_a_kill_the_promoted_rep
     number = await until_every_client_works(service, within=15)
     assert time.monotonic() - killed_at < 15
     latest = json.loads(
-        sentinel_cluster.server_client(promoted).get(redis_key("latest"))
+        sentinel_cluster.server_client(promoted).get(host_key("latest"))
     )
     assert json.loads(latest["text"])["n"] == number
 
@@ -166,7 +166,7 @@ async def test_passwords_and_tls_are_taken_from_the_sentinel_url(
     cluster = await asyncio.to_thread(start_sentinel_cluster, **secured)
     service = await clients(cluster.url())
     await use_every_client(service, 1)
-    assert cluster.server_client(cluster.master()).get(redis_key("latest"))
+    assert cluster.server_client(cluster.master()).get(host_key("latest"))
 
 
 def test_the_start_up_check_asks_the_sentinels_and_names_what_each_answered(
