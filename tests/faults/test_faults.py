@@ -2,6 +2,7 @@
 the clients observed."""
 
 import asyncio
+import functools
 import json
 import resource
 import signal
@@ -16,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from metrics.viewers import count_viewers
 from tests.support import processes
 from tests.support.clients import close_code, metrics_url, open_socket, receive_json
-from tests.support.hosts import GROUP, PONG, host_event
+from tests.support.hosts import GROUP, HOST, PONG, host_event
 from tests.support.waiting import eventually, eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,7 +102,10 @@ async def test_killed_worker_clients_reconnect_elsewhere_others_unaffected(
         await asyncio.gather(*(next_snapshot(ws) for ws in moved + bystanders))
         # Nothing the dead worker left in Redis outlives its short expiry.
         await eventually_equal(
-            count_viewers, 10, 10, "the dead worker's viewers linger"
+            functools.partial(count_viewers, HOST),
+            10,
+            10,
+            "the dead worker's viewers linger",
         )
         for ws in moved + bystanders:
             await ws.close()

@@ -36,7 +36,7 @@ from tests.conftest import PASSWORD
 from tests.support import processes
 from tests.support.agents import running_agent
 from tests.support.clients import open_socket, receive_json
-from tests.support.hosts import HOST, PONG
+from tests.support.hosts import HOST
 from tests.support.users import service_user
 from tests.support.waiting import eventually
 
@@ -258,7 +258,9 @@ async def test_viewers_get_snapshots_within_15_s_of_the_master_being_killed(
             for viewer in viewers:
                 await viewer.ws.send(json.dumps({"type": "ping"}))
             await eventually(
-                lambda: all(PONG in v.others for v in viewers),
+                lambda: all(
+                    {"type": "pong", "host": v.host} in v.others for v in viewers
+                ),
                 15,
                 "a viewer's socket did not answer a ping after the failover",
             )
