@@ -6,6 +6,7 @@ from channels.testing import WebsocketCommunicator
 
 from core.redis import close_redis
 from monitor.asgi import application
+from tests.support.hosts import hold_host
 from tests.support.viewers import close_registry
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -36,3 +37,12 @@ async def communicator(redis_layer):
     for comm in made:
         with contextlib.suppress(Exception):  # already closed by the server
             await comm.disconnect()
+
+
+@pytest.fixture
+async def default_host_online(redis_layer):
+    """The default host has a sender (it is online): for tests that are not about
+    it going offline."""
+    lease = await hold_host()
+    yield
+    await lease.release()

@@ -14,17 +14,12 @@ from metrics.store import store_snapshot
 from metrics.viewers import get_registry
 from monitor.asgi import application
 from tests.integration.conftest import ORIGIN
-from tests.support.hosts import GROUP, HOST, PONG, hold_host, host_event
+from tests.support.hosts import GROUP, HOST, PONG, host_event
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-async def _online(redis_layer):
-    """The default host has a sender: no test here is about it going offline."""
-    lease = await hold_host()
-    yield
-    await lease.release()
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_host_online"),
+]
 
 
 def snapshot_event(ts: float, marker: str = "x") -> dict:

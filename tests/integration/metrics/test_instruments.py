@@ -7,17 +7,13 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.support.hosts import GROUP, HOST, hold_host, host_event
+from tests.support.hosts import GROUP, HOST, host_event
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-async def _online(redis_layer):
-    lease = await hold_host()
-    yield
-    await lease.release()
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("default_host_online"),
+]
 
 
 def value(name: str, **labels: str) -> float:
