@@ -27,7 +27,17 @@ FRAME_REFUSALS = (
     "unknown_type",
 )
 # Why an agent's frame was not stored.
-SNAPSHOT_REJECTIONS = ("invalid", "too_big", "too_many", "data_store_unavailable")
+SNAPSHOT_REJECTIONS = (
+    "invalid",
+    "too_big",
+    "too_many",
+    "data_store_unavailable",
+    # Valid, and not stored: a live snapshot sent again, a backfill snapshot older
+    # than the history keeps, or one that cannot be placed (the host's clock off).
+    "duplicate",
+    "too_old",
+    "clock_skew",
+)
 SNAPSHOT_KINDS = ("live", "backfill")
 # A login at the API: tokens issued, credentials refused, throttled (429), or a
 # request without what a login needs (400).

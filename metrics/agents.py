@@ -290,6 +290,7 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             taken_at = now
         taken_at = to_millisecond(taken_at)
         if taken_at == self.last_ts and not self.clock_skew:
+            instruments.snapshot_rejected("duplicate")
             return  # this very snapshot again: it is stored already
         if taken_at <= self.last_ts:
             taken_at = to_millisecond(max(now, self.last_ts + 0.001))
@@ -312,8 +313,10 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
         now = time.time()
         taken_at = to_millisecond(snapshot.taken_at)
         if self.clock_skew or taken_at > now + settings.METRICS_MAX_CLOCK_SKEW:
+            instruments.snapshot_rejected("clock_skew")
             return
         if taken_at < now - settings.METRICS_HISTORY_SECONDS:
+            instruments.snapshot_rejected("too_old")
             return
         message = build_snapshot(
             snapshot.data, datetime.fromtimestamp(taken_at, tz=UTC)

@@ -4,6 +4,7 @@ sent to them. Shared by the publisher, the ingest and the fan-out, so that a web
 process needs neither the publisher nor psutil."""
 
 import json
+import time
 from typing import Any
 
 # A snapshot of a host, to its viewers.
@@ -35,10 +36,13 @@ def make_event(
     snapshot: dict[str, Any], published_at: float, host: str, interval: float
 ) -> dict[str, Any]:
     """Return the channel-layer event carrying a host's snapshot, serialised once
-    (with its top-level "host"), published at `published_at` on `interval`."""
+    (with its top-level "host"), taken at `published_at` (its timestamp) on
+    `interval`; `sent` is when this server published it (its clock, not an
+    agent's), which delivery times are counted from."""
     return {
         "type": EVENT_TYPE,
         "ts": published_at,
+        "sent": time.time(),
         "host": host,
         "interval": interval,
         "text": serialise({**snapshot, "host": host}),

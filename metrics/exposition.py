@@ -11,6 +11,7 @@ import hmac
 import logging
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -45,11 +46,12 @@ def service_registry() -> CollectorRegistry:
 
 
 def host_collector() -> HostCollector | None:
-    """The hosts' gauges now; None (and a warning) if Redis cannot be read."""
+    """The hosts' gauges now; None (and a warning) if the database (the hosts) or
+    Redis (their snapshots) cannot be read: the service's own figures still go."""
     try:
         return HostCollector(sorted(read_hosts().enabled))
-    except (RedisError, OSError) as error:
-        logger.warning("No host gauges for /metrics, Redis unavailable: %s", error)
+    except (DatabaseError, RedisError, OSError) as error:
+        logger.warning("No host gauges for /metrics: %s", error)
         return None
 
 

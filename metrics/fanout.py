@@ -227,7 +227,7 @@ class Fanout:
             except Exception:
                 # One broken socket must not keep the snapshot from the others.
                 logger.exception("Could not send a snapshot to one socket")
-        instruments.snapshot_broadcast(published_at, written)
+        instruments.snapshot_broadcast(event.get("sent", published_at), written)
 
     async def dispatch(self, members: list[Member], event: dict[str, Any]) -> None:
         """Run each member's handler for the event (one log line if any fail)."""

@@ -51,15 +51,16 @@ _ADD_ONCE = LuaScript(
 
 # A live snapshot, in one command: the latest (the event, expiring), the history
 # (once per timestamp), the host's last sight. KEYS: latest, history, state. ARGV:
-# the event (JSON), its expiry in ms, then add_once's four, then clock skew (0/1)
-# and the seconds the state outlives this.
+# the event (JSON), its expiry in ms, then add_once's four, then when it arrived
+# (the server's clock: an agent's may be off), clock skew (0/1) and the seconds
+# the state outlives this.
 _STORE = LuaScript(
     ADD_ONCE_FUNCTION
     + """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 add_once(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-redis.call('HSET', KEYS[3], 'last_seen', ARGV[3], 'clock_skew', ARGV[7])
-redis.call('EXPIRE', KEYS[3], ARGV[8])
+redis.call('HSET', KEYS[3], 'last_seen', ARGV[7], 'clock_skew', ARGV[8])
+redis.call('EXPIRE', KEYS[3], ARGV[9])
 """
 )
 
@@ -83,7 +84,8 @@ async def store_snapshot(
     event: dict[str, Any], ttl: float, clock_skew: bool = False
 ) -> None:
     """Store a live snapshot event of its host: as the latest (expiring after `ttl`
-    s), in the history (once per timestamp), and as the host's last sight of it.
+    s), in the history (once per timestamp), and its arrival (now) as the host's
+    last sight.
 
     History keeps METRICS_HISTORY_SECONDS of snapshots; older ones are trimmed here,
     so the set stays bounded whatever the interval.
@@ -95,6 +97,7 @@ async def store_snapshot(
             json.dumps(event),
             int(ttl * 1000),
             *_history_args(event["ts"], event["text"]),
+            repr(time.time()),
             int(clock_skew),
             STATE_TTL_SECONDS,
         ],

@@ -363,3 +363,20 @@ async def test_a_host_whose_snapshots_stop_goes_offline_within_3_intervals(
     assert 2.5 < time.monotonic() - silent_from < 3 * 1.0 + 1.0
     await ws.close()
     await viewer.close()
+
+
+async def test_a_clock_behind_within_the_bound_is_online_and_seen_now(
+    server, db_1, access_token
+):
+    viewer = await open_socket(server, access_token, host="db-1")
+    ws, _ = await connected_agent(server, db_1)
+    for n in range(3):
+        await ws.send(snapshot_frame(time.time() - 45 + n))
+        await receive_json(viewer)
+    hosts = await asyncio.to_thread(api_hosts, server, access_token)
+    assert hosts["db-1"]["online"] is True
+    assert hosts["db-1"]["clock_skew"] is False
+    # When the server saw it (its clock), not when the agent's clock says.
+    assert abs(epoch(hosts["db-1"]["last_seen"]) - time.time()) < 5
+    await ws.close()
+    await viewer.close()

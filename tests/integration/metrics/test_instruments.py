@@ -42,7 +42,9 @@ async def test_a_snapshot_is_counted_per_socket_and_its_delay_once(
     observed = value("monitor_snapshot_delivery_seconds_count")
     late = value("monitor_snapshot_delivery_seconds_bucket", le="0.25")
     snapshot = {"type": "metrics", "timestamp": "2026-01-19T14:30:05Z", "data": {}}
-    await redis_layer.group_send(GROUP, host_event(snapshot, time.time() - 0.5))
+    event = host_event(snapshot, time.time())
+    event["sent"] -= 0.5  # published half a second ago, on the server's clock
+    await redis_layer.group_send(GROUP, event)
     for comm in comms:
         await comm.receive_from(timeout=5)
     # Counted once the fan-out has written to every socket.
