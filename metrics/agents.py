@@ -141,6 +141,8 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
             bearer_token(self.scope)
         )
         if refusal is not None:
+            # The reason only: never the token, nor any part of it.
+            logger.info("Refused an agent's connection: %s", refusal.reason)
             await self.close(code=refusal.code, reason=refusal.reason)
             return
         self.interval, problem = requested_interval(self.scope)
