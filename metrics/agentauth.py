@@ -4,19 +4,19 @@ again whenever the host changes (its token rotated, the host disabled or removed
 import hmac
 
 from core import closes
-from metrics.hosts import authenticate_agent
+from metrics.hosts import host_for_token
 from metrics.models import Host
 
 
 def find_agent_host(token: str) -> tuple[Host | None, closes.Close | None]:
     """The enabled host whose token this is; or None and the close that refuses
     it (4001: an invalid token, or the host is disabled)."""
-    host = authenticate_agent(token)
-    if host is not None:
-        return host, None
-    if authenticate_agent(token, enabled=False) is not None:
+    host = host_for_token(token)
+    if host is None:
+        return None, closes.INVALID_HOST_TOKEN
+    if not host.enabled:
         return None, closes.HOST_DISABLED
-    return None, closes.INVALID_HOST_TOKEN
+    return host, None
 
 
 def is_current_agent_host(name: str, token_hash: str) -> closes.Close | None:

@@ -85,13 +85,12 @@ def rotate_token(host: Host) -> str:
     return token
 
 
-def authenticate_agent(token: object, *, enabled: bool = True) -> Host | None:
-    """Return the enabled host whose token this is (with `enabled=False`: the
-    disabled one), or None."""
+def host_for_token(token: object) -> Host | None:
+    """Return the host whose token this is, enabled or not, or None."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = hash_token(token)
-    host = Host.objects.filter(token_hash=digest, enabled=enabled).first()
+    host = Host.objects.filter(token_hash=digest).first()
     # The lookup compares digests in the database; compare again in constant time,
     # and never match the empty digest of a host without a token.
     if host is None or not host.token_hash:
@@ -99,6 +98,12 @@ def authenticate_agent(token: object, *, enabled: bool = True) -> Host | None:
     if not hmac.compare_digest(host.token_hash, digest):
         return None
     return host
+
+
+def authenticate_agent(token: object) -> Host | None:
+    """Return the enabled host whose token this is, or None."""
+    host = host_for_token(token)
+    return host if host is not None and host.enabled else None
 
 
 def register_local_host(name: str) -> Host:
