@@ -1,11 +1,10 @@
 """Channels middleware that authenticates a WebSocket from its JWT access token."""
 
-from urllib.parse import parse_qs
-
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
 
 from accounts.tokens import authenticate_socket_token
+from core.scopes import query_value
 
 # Browsers cannot set headers on a WebSocket, but can offer subprotocols:
 # new WebSocket(url, ["bearer", token]) keeps the token out of the URL.
@@ -17,9 +16,7 @@ def get_socket_token(scope: dict) -> str:
     protocols = scope.get("subprotocols") or []
     if len(protocols) >= 2 and protocols[0] == BEARER_PROTOCOL:
         return protocols[1]
-    query = scope.get("query_string", b"").decode("latin-1")
-    values = parse_qs(query).get("token", [])
-    return values[0] if values else ""
+    return query_value(scope, "token", keep_blank=False) or ""
 
 
 class JWTAuthMiddleware(BaseMiddleware):

@@ -14,7 +14,6 @@ import math
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -32,6 +31,7 @@ from agent.snapshots import build_snapshot
 from core import closes, instruments
 from core.bounds import INTERVAL_SECONDS
 from core.dispatch import DirectDispatch
+from core.scopes import bearer_credentials, header_value, query_value
 from metrics.agentauth import find_agent_host, is_current_agent_host
 from metrics.events import (
     AGENT_REPLACED,
@@ -59,25 +59,14 @@ LIVE_POLL = 2.0
 REDIS_ERRORS = (RedisError, OSError)
 
 
-def bearer_token(scope: dict) -> str:
-    """The token of an `Authorization: Bearer <token>` header, else ""."""
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer":
-                return token.strip()
-    return ""
-
-
 def requested_interval(scope: dict) -> tuple[float, str | None]:
     """The live interval the agent asked for (?interval=S), else METRICS_INTERVAL,
     and what was wrong with what it asked for, if anything."""
-    query = scope.get("query_string", b"").decode("latin-1")
-    values = parse_qs(query, keep_blank_values=True).get("interval")
-    if not values:
+    raw = query_value(scope, "interval")
+    if raw is None:
         return settings.METRICS_INTERVAL, None
     try:
-        return INTERVAL_SECONDS.parse(values[0], unit=" seconds"), None
+        return INTERVAL_SECONDS.parse(raw, unit=" seconds"), None
     except ValueError as error:
         return (
             settings.METRICS_INTERVAL,
@@ -138,7 +127,7 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
         host (a close before accepting would be an HTTP 403 that says nothing)."""
         await self.accept()
         host, refusal = await database_sync_to_async(find_agent_host)(
-            bearer_token(self.scope)
+            bearer_credentials(header_value(self.scope, b"authorization"))
         )
         if refusal is not None:
             # The reason only: never the token, nor any part of it.

@@ -4,7 +4,6 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -16,6 +15,7 @@ from accounts.sessions import TokenSession
 from accounts.tokens import refusal
 from core import closes, instruments
 from core.dispatch import DirectDispatch
+from core.scopes import query_value
 from metrics.directory import get_directory
 from metrics.events import host_frame
 from metrics.fanout import get_fanout
@@ -32,13 +32,6 @@ MAX_ECHOED_TYPE = 40
 # Not thread-sensitive: the checks of many sockets run in parallel on the thread
 # pool instead of queueing on the one thread Django keeps for sync code.
 check_permission = database_sync_to_async(can_watch, thread_sensitive=False)
-
-
-def requested_host(scope: dict) -> str | None:
-    """The host named by `?host=` (None: not given; "" when given empty)."""
-    query = scope.get("query_string", b"").decode("latin-1")
-    values = parse_qs(query, keep_blank_values=True).get("host")
-    return values[0] if values else None
 
 
 class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
@@ -94,7 +87,7 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         if not await self.may_watch(session.user):
             await self.refuse(closes.PERMISSION_REQUIRED)
             return
-        requested = requested_host(self.scope)
+        requested = query_value(self.scope, "host")
         host = await get_directory().resolve(requested)
         if host is None:
             await self.refuse(

@@ -22,16 +22,11 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import RedisError
 
+from core.scopes import bearer_credentials
 from metrics.directory import read_hosts
 from metrics.hostgauges import HostCollector
 
 logger = logging.getLogger(__name__)
-
-
-def bearer_token(request: HttpRequest) -> str:
-    """The token of the request's `Authorization: Bearer` header, else ""."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def service_registry() -> CollectorRegistry:
@@ -60,7 +55,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     expected = settings.METRICS_PROMETHEUS_TOKEN
     if not expected:
         raise Http404
-    if not hmac.compare_digest(bearer_token(request).encode(), expected.encode()):
+    if not hmac.compare_digest(
+        bearer_credentials(request.headers.get("Authorization", "")).encode(),
+        expected.encode(),
+    ):
         response = HttpResponse("unauthorized\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
