@@ -1,22 +1,19 @@
 """The hosts' figures as Prometheus gauges, read from Redis at scrape time.
 
-Each enabled host's latest snapshot (metrics.store) and state (metrics.hoststate)
-are read in one round trip, so every web worker answers a scrape with the same
+Each enabled host's latest snapshot and state are read in one round trip
+(metrics.store.load_latest_of), so every web worker answers a scrape with the same
 figures. A figure the snapshot holds as null (not measured) gives no sample; a host
 whose latest snapshot has expired gives only `host_online` and, if known,
 `host_last_seen_timestamp_seconds`. docs/metrics.md lists the families.
 """
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from core.redis import get_sync_redis
-from metrics.hoststate import HostState, parse_state, state_key
-from metrics.store import latest_key
+from metrics.store import Latest, load_latest_of
 
 # (name, help, section of data, field): one gauge per host each.
 SCALARS = (
@@ -97,34 +94,19 @@ def section(data: dict[str, Any], name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def snapshot_data(raw: bytes | None) -> dict[str, Any]:
+def snapshot_data(event: dict[str, Any] | None) -> dict[str, Any]:
     """The figures of a stored latest event (its text is the snapshot's JSON)."""
-    if raw is None:
+    if event is None:
         return {}
     try:
-        message = json.loads(json.loads(raw)["text"])
-    except (ValueError, KeyError, TypeError):
+        message = json.loads(event["text"])
+    except ValueError:
         return {}
     data = message.get("data") if isinstance(message, dict) else None
     return data if isinstance(data, dict) else {}
 
 
-def read_hosts_now(names: list[str]) -> dict[str, tuple[dict[str, Any], HostState]]:
-    """Each named host's latest figures and state, in one round trip."""
-    client = get_sync_redis()
-    with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.get(latest_key(name))
-            pipe.hgetall(state_key(name))
-        replies = pipe.execute()
-    now = time.time()
-    return {
-        name: (snapshot_data(replies[2 * i]), parse_state(replies[2 * i + 1], now))
-        for i, name in enumerate(names)
-    }
-
-
-def host_families(hosts: dict[str, tuple[dict[str, Any], HostState]]) -> list[Metric]:
+def host_families(hosts: dict[str, Latest]) -> list[Metric]:
     """The gauge families of the hosts' figures."""
     families: dict[str, GaugeMetricFamily] = {}
 
@@ -139,12 +121,13 @@ def host_families(hosts: dict[str, tuple[dict[str, Any], HostState]]) -> list[Me
         if sample is not None:
             family.add_metric(labels, sample)
 
-    for host, (data, state) in sorted(hosts.items()):
+    for host, (event, state) in sorted(hosts.items()):
+        data = snapshot_data(event)
         online = 1.0 if state.online else 0.0
         add("host_online", "1 if the host is online, else 0.", [host], online)
         add(
             "host_last_seen_timestamp_seconds",
-            "When the host's last snapshot was taken, Unix time.",
+            "When the server last received a live snapshot of the host, Unix time.",
             [host],
             state.last_seen,
         )
@@ -169,7 +152,7 @@ class HostCollector:
     """A collector of the hosts' gauges, read once (per scrape) when made."""
 
     def __init__(self, names: list[str]) -> None:
-        self.families = host_families(read_hosts_now(names)) if names else []
+        self.families = host_families(load_latest_of(names)) if names else []
 
     def collect(self) -> Iterator[Metric]:
         """The families read (prometheus_client calls this to expose them)."""

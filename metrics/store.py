@@ -172,6 +172,22 @@ async def _read_latest(host: str) -> Latest:
     return Latest(_parse_event(raw), parse_state(state, time.time()))
 
 
+def load_latest_of(hosts: list[str]) -> dict[str, Latest]:
+    """Each named host's latest snapshot event and state, from one round trip
+    (sync: for a scrape of /metrics)."""
+    client = get_sync_redis()
+    with client.pipeline(transaction=False) as pipe:
+        for host in hosts:
+            pipe.get(latest_key(host))
+            pipe.hgetall(state_key(host))
+        replies = pipe.execute()
+    now = time.time()
+    return {
+        host: Latest(_parse_event(raw), parse_state(state, now))
+        for host, raw, state in zip(hosts, replies[::2], replies[1::2], strict=True)
+    }
+
+
 def _parse_event(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
