@@ -17,7 +17,6 @@ from core import closes, instruments
 from core.dispatch import DirectDispatch
 from core.scopes import query_value
 from metrics.directory import get_directory
-from metrics.events import host_frame
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.quotas import get_quota
@@ -138,12 +137,7 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
                 await self.send(text_data=text)
                 instruments.snapshots_delivered.inc()
         self.held = None
-        fanout = get_fanout()
-        fanout.expect(host, state.interval)
-        # A host never seen has nothing to go offline from: no frame for it.
-        if (state.known and not state.online) or host in fanout.offline:
-            fanout.offline.add(host)
-            await self.send_host_state(host_frame(host, online=False))
+        await get_fanout().greet(self, state)
 
     def subprotocol(self) -> str | None:
         """The subprotocol to accept: `bearer` if offered (never the token after it)."""

@@ -37,7 +37,7 @@ from core import instruments
 from core.frames import SharedText
 from core.loop_local import LoopLocal
 from metrics.events import EVENT_TYPE, HOST_EVENT_TYPE, host_frame, host_group
-from metrics.hoststate import MISSED_INTERVALS
+from metrics.hoststate import MISSED_INTERVALS, HostState
 
 logger = logging.getLogger(__name__)
 
@@ -137,11 +137,17 @@ class Fanout:
             delay, lambda: asyncio.ensure_future(self.set_online(host, False))
         )
 
-    def expect(self, host: str, interval: float | None) -> None:
-        """Watch a host newly joined, whose interval is now known, if not yet
-        watched: its first snapshot may take a while (GOING_LIVE_GRACE) more."""
+    async def greet(self, member: Member, state: HostState) -> None:
+        """A member connected and its host's state was read: watch the host, if
+        not yet watched (its first snapshot may take GOING_LIVE_GRACE more than
+        its interval), and tell the member if the host is offline (a host never
+        seen has nothing to go offline from: no frame for it)."""
+        host = member.host
         if host in self.members and host not in self.watchdogs:
-            self.watch(host, interval, GOING_LIVE_GRACE)
+            self.watch(host, state.interval, GOING_LIVE_GRACE)
+        if (state.known and not state.online) or host in self.offline:
+            self.offline.add(host)
+            await member.send_host_state(host_frame(host, online=False))
 
     def stop_watching(self, host: str) -> None:
         """Stop a host's timer, if it has one."""
