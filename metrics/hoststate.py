@@ -42,25 +42,19 @@ redis.call('EXPIRE', KEYS[1], ARGV[7])
 return generation
 """
 
-# Renew the lease if this sender still holds it (ARGV: sender, lease until, live).
-# Returns 1 if it does, 0 if not (another sender took the host, or Redis lost it:
-# the sender claims it again).
-_RENEW = """
-if redis.call('HGET', KEYS[1], 'sender') ~= ARGV[1] then
-    return 0
-end
-redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'live', ARGV[3])
-return 1
-"""
-
-# The same, and the host's viewers counted in one round trip: KEYS: the state, the
-# viewers' hash; ARGV: sender, lease until. Returns the number of viewers (the
-# host is live while there are any), or -1 if another sender holds the host.
+# Renew the lease if this sender still holds it, and count the host's viewers, in
+# one round trip: KEYS: the state, the viewers' hash; ARGV: sender, lease until.
+# Returns the number of viewers (the host is live while there are any); -1 if
+# another sender holds the host, -2 (LOST) if none does (Redis lost it: the sender
+# claims it again).
 _RENEW_COUNTING = (
     COUNT_FUNCTION
     + """
 local sender = redis.call('HGET', KEYS[1], 'sender')
-if sender and sender ~= ARGV[1] then
+if not sender then
+    return -2
+end
+if sender ~= ARGV[1] then
     return -1
 end
 local viewers = count_viewers(KEYS[2])
@@ -186,18 +180,6 @@ class HostLease:
             STATE_TTL_SECONDS,
         )
         return int(generation)
-
-    async def renew(self, live: bool) -> bool:
-        """Extend the lease; False if this sender does not hold it (any more)."""
-        held = await get_redis().eval(
-            _RENEW,
-            1,
-            self.key,
-            self.sender,
-            repr(time.time() + self.seconds),
-            "1" if live else "0",
-        )
-        return bool(held)
 
     async def renew_counting(self) -> int | None:
         """Extend the lease and count the host's viewers, in one round trip; None

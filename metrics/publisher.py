@@ -20,7 +20,7 @@ from agent.schedule import next_tick
 from agent.snapshots import build_snapshot
 from core.redis import get_redis
 from metrics.events import host_group, make_event
-from metrics.hoststate import HostLease
+from metrics.hoststate import LOST, HostLease
 from metrics.leadership import LeaderLock
 from metrics.store import LATEST_TTL_INTERVALS, save_heartbeat, store_snapshot
 from metrics.viewers import count_viewers
@@ -148,10 +148,15 @@ class Publisher:
             await self.prime()
             return self.clock() + self.interval / 2
         await save_heartbeat(self.wall_clock(), self.interval)
-        live = await count_viewers(self.host) > 0
-        # Claimed on taking the lead (and again if Redis lost it), renewed after.
-        if self.state in ("starting", "standby") or not await self.lease.renew(live):
-            await self.lease.claim(self.interval, self.idle_interval, live)
+        # Claimed on taking the lead (and again if another sender took it, or Redis
+        # lost it), renewed after, with the host's viewers counted alongside.
+        viewers = None
+        if self.state not in ("starting", "standby"):
+            viewers = await self.lease.renew_counting()
+        if viewers is None or viewers == LOST:
+            viewers = await count_viewers(self.host)
+            await self.lease.claim(self.interval, self.idle_interval, viewers > 0)
+        live = viewers > 0
         if live != self.live or self.state not in ("publishing", "idle"):
             self.live = live
             self.next_tick = None

@@ -380,3 +380,25 @@ async def test_a_clock_behind_within_the_bound_is_online_and_seen_now(
     assert abs(epoch(hosts["db-1"]["last_seen"]) - time.time()) < 5
     await ws.close()
     await viewer.close()
+
+
+async def test_a_host_state_lost_by_redis_is_claimed_again_by_its_agent(
+    server, db_1, access_token, clean_redis
+):
+    ws, _ = await connected_agent(server, db_1, query="interval=1")
+    await ws.send(snapshot_frame(time.time()))
+    # As after a restart of a Redis that keeps nothing: the host's state is gone.
+    clean_redis.delete(host_key("state", host="db-1"))
+
+    def claimed() -> bool:
+        state = clean_redis.hgetall(host_key("state", host="db-1"))
+        return state.get(b"sender") is not None and state.get(b"interval") == b"1.0"
+
+    await until(claimed, 3, "the agent's connection did not claim its host again")
+    await ws.send(snapshot_frame(time.time()))
+    await until(
+        lambda: api_hosts(server, access_token)["db-1"]["online"],
+        3,
+        "the host is not online again",
+    )
+    await ws.close()
