@@ -113,11 +113,7 @@ def test_the_printed_password_hint_works_exactly_as_printed(tmp_path, user_envir
     log = tmp_path / "run.log"
     args = ["./run", "--workers", "1", "--port", str(port)]
     with processes.running(args, user_environment, log) as runner:
-        deadline = time.monotonic() + 90
-        while "Ctrl-C stops everything" not in log.read_text():
-            assert runner.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "no banner"
-            time.sleep(0.1)
+        processes.wait_for_banner(log, runner, within=90)
         runner.send_signal(signal.SIGINT)
         assert runner.wait(30) == 0
     banner = log.read_text()
@@ -140,11 +136,7 @@ async def test_run_manage_reaches_the_redis_that_run_embeds(tmp_path, user_envir
     log = tmp_path / "run.log"
     args = ["./run", "--workers", "1", "--port", str(port), "--interval", "1"]
     with processes.running(args, user_environment, log) as runner:
-        deadline = time.monotonic() + 90
-        while "Ctrl-C stops everything" not in log.read_text():
-            assert runner.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "no banner"
-            await asyncio.sleep(0.1)
+        await asyncio.to_thread(processes.wait_for_banner, log, runner, 90)
         added = run_script(user_environment, "manage", "hosts", "add", "db-9")
         assert added.returncode == 0, added.stderr
         assert "Could not tell" not in added.stderr

@@ -261,19 +261,11 @@ def running_service(tmp_path, env, *flags: str):
     args += ["--workers", "1", *flags]
     with processes.running(args, env, log) as runner:
         try:
-            wait_for_banner(log, runner)
+            processes.wait_for_banner(log, runner)
             yield port, log
         finally:
             runner.send_signal(signal.SIGINT)
             runner.wait(30)
-
-
-def wait_for_banner(log: Path, runner) -> None:
-    deadline = time.monotonic() + 60
-    while "Ctrl-C stops everything" not in log.read_text():
-        assert runner.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, "no banner"
-        time.sleep(0.1)
 
 
 def test_every_address_is_served_and_printed_when_allowed_hosts_is_unset(
@@ -360,7 +352,7 @@ async def test_no_log_of_the_run_contains_a_token_sent_in_a_query_string(
     args = [sys.executable, "manage.py", "runservice", "--port", str(port)]
     args += ["--workers", "1", "--interval", "1"]
     with processes.running(args, clean_environment, log) as runner:
-        await asyncio.to_thread(wait_for_banner, log, runner)
+        await asyncio.to_thread(processes.wait_for_banner, log, runner)
         password = re.search(r"password '([^']+)'", log.read_text()).group(1)
         token = await asyncio.to_thread(login, port, "admin", password)
         base = f"http://127.0.0.1:{port}"

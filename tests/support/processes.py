@@ -5,6 +5,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,3 +169,13 @@ def service_on_own_redis(
         publisher(tmp_path, "--interval", interval, REDIS_URL=url) as process,
     ):
         yield server, web_port, process
+
+
+def wait_for_banner(log: Path, runner: subprocess.Popen, within: float = 60) -> None:
+    """Wait until the runner (`runservice`, `./run`) logged its banner, the sign
+    that everything it starts is up; fail if it exits first or takes longer."""
+    deadline = time.monotonic() + within
+    while "Ctrl-C stops everything" not in log.read_text():
+        assert runner.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "no banner"
+        time.sleep(0.1)
