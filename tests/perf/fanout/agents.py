@@ -86,9 +86,6 @@ class AgentFleet(Served):
             return await self.connect_all(**payload)
         if command == "sent":
             return self.report_sent(payload)
-        if command == "close":
-            await self.close_all()
-            return None
         raise ValueError(f"unknown command {command!r}")
 
     async def connect_all(

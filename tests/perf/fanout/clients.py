@@ -74,7 +74,8 @@ class Served(abc.ABC):
     link: Connection
 
     async def serve(self) -> None:
-        """Answer the tool's requests until told to close or the tool goes away."""
+        """Answer the tool's requests until told to close (closing everything) or
+        the tool goes away."""
         while True:
             try:
                 command, payload = await receive_on(self.link, None)
@@ -82,7 +83,11 @@ class Served(abc.ABC):
                 await self.close_all()
                 return
             try:
-                reply = await self.handle(command, payload)
+                reply = None
+                if command == "close":
+                    await self.close_all()
+                else:
+                    reply = await self.handle(command, payload)
             except Exception as error:  # reported to the tool, which stops the run
                 self.link.send(("error", f"{type(error).__name__}: {error}"))
                 continue
@@ -92,7 +97,7 @@ class Served(abc.ABC):
 
     @abc.abstractmethod
     async def handle(self, command: str, payload: Any) -> Any:
-        """Do one request of the tool; return the reply."""
+        """Do one request of the tool (any but "close"); return the reply."""
 
     @abc.abstractmethod
     async def close_all(self) -> None:
@@ -146,9 +151,6 @@ class ClientShare(Served):
             return self.collect_hosts(payload)
         if command == "thin":
             return await self.thin(payload)
-        if command == "close":
-            await self.close_all()
-            return None
         raise ValueError(f"unknown command {command!r}")
 
     async def connect_all(
