@@ -90,7 +90,6 @@ class HostState:
     last_seen: float | None
     interval: float | None
     clock_skew: bool
-    live: bool
     # Whether the host ever sent (or had a sender) within the state's lifetime.
     known: bool = False
 
@@ -130,7 +129,6 @@ def parse_state(raw: dict[Any, Any], now: float) -> HostState:
         last_seen=last_seen,
         interval=interval,
         clock_skew=fields.get("clock_skew") == "1",
-        live=live,
         known=bool(fields),
     )
 
