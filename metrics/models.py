@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -38,6 +40,19 @@ class Host(models.Model):
     # Registered by publish_metrics, which publishes without a token.
     local = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Who may see the host, besides superusers (metrics.access).
+    viewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="visible_hosts",
+        help_text="Users who may see this host (superusers see every host).",
+    )
+    viewer_groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="visible_hosts",
+        help_text="Groups whose members may see this host.",
+    )
 
     class Meta:
         ordering = ("name",)
