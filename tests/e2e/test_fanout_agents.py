@@ -30,25 +30,30 @@ async def sent(fleet: ClientPool) -> dict:
     return report
 
 
-async def test_agents_send_on_schedule_and_follow_config():
+async def connect_agents(fleet: ClientPool, stub: AgentStub) -> dict:
     data = json.dumps(json.loads(build_payload())["data"], separators=(",", ":"))
+    await fleet.ping()
+    [answer] = await fleet.request_all(
+        "connect",
+        [
+            {
+                "server": f"ws://127.0.0.1:{stub.port}",
+                "tokens": {name: token for token, name in TOKENS.items()},
+                "interval": INTERVAL,
+                "data": data,
+                "open_timeout": 10,
+            }
+        ],
+        30,
+    )
+    return answer
+
+
+async def test_agents_send_on_schedule_and_follow_config():
     async with AgentStub(TOKENS, interval=INTERVAL) as stub:
         fleet = ClientPool(1, entry=run_agent_process)
         try:
-            await fleet.ping()
-            [answer] = await fleet.request_all(
-                "connect",
-                [
-                    {
-                        "server": f"ws://127.0.0.1:{stub.port}",
-                        "tokens": {name: token for token, name in TOKENS.items()},
-                        "interval": INTERVAL,
-                        "data": data,
-                        "open_timeout": 10,
-                    }
-                ],
-                30,
-            )
+            answer = await connect_agents(fleet, stub)
             assert answer == {"connected": 2, "failures": {}, "live": 2}
             await asyncio.sleep(6 * INTERVAL)
             await stub.configure(live=False, idle_interval=0)
@@ -75,3 +80,24 @@ async def test_agents_send_on_schedule_and_follow_config():
         gaps = [b - a for (_, a), (_, b) in itertools.pairwise(entries)]
         assert all(0.8 * INTERVAL < gap < 1.2 * INTERVAL for gap in gaps), gaps
         assert [r.timestamp for r in stub.metrics() if r.host == name] == stamps
+
+
+async def test_idle_agents_send_once_per_idle_interval_of_one_tick():
+    async with AgentStub(TOKENS, interval=INTERVAL) as stub:
+        fleet = ClientPool(1, entry=run_agent_process)
+        try:
+            await connect_agents(fleet, stub)
+            await stub.configure(live=False, idle_interval=INTERVAL)
+            await asyncio.sleep(0.5)
+            before = await sent(fleet)
+            await asyncio.sleep(6 * INTERVAL)
+            after = await sent(fleet)
+        finally:
+            await fleet.close()
+
+    assert after["live"] == 0
+    for name in ("alpha", "bravo"):
+        entries = after["sent"][name][len(before["sent"][name]) :]
+        gaps = [b - a for (_, a), (_, b) in itertools.pairwise(entries)]
+        assert len(entries) >= 5, name
+        assert all(0.8 * INTERVAL < gap < 1.2 * INTERVAL for gap in gaps), gaps

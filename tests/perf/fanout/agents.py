@@ -62,10 +62,15 @@ class Agent:
 
     def due(self, now: float) -> bool:
         """Whether this tick sends: every tick when live, idle ones every
-        idle_interval (never when it is 0)."""
+        idle_interval (never when it is 0): the tick nearest to it, as a tick
+        lands a little early or late (an idle interval of one tick is every tick,
+        not every other)."""
         if self.live:
             return True
-        return self.idle_interval > 0 and now - self.last_sent >= self.idle_interval
+        return (
+            self.idle_interval > 0
+            and now - self.last_sent >= self.idle_interval - self.interval / 2
+        )
 
 
 class AgentFleet(Served):
