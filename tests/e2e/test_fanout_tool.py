@@ -15,6 +15,9 @@ CLIENTS = 20
 BROADCASTS = 2
 HOSTS = 2
 HOST_CLIENTS = 10
+FLEET_HOSTS = 3
+GRANT_SETS = 3
+FLEET_CLIENTS = 12
 
 
 def run_tool(*flags: str, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -24,6 +27,16 @@ def run_tool(*flags: str, timeout: float = 90) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def run_two_workers(*flags: str) -> subprocess.CompletedProcess:
+    """A run on 2 workers at 1 s, BROADCASTS measured, on the tests' Redis."""
+    return run_tool(
+        *flags,
+        *("--workers", "2", "--interval", "1", "--broadcasts", str(BROADCASTS)),
+        *("--redis-url", settings.REDIS_URL),
+        timeout=240,
     )
 
 
@@ -85,20 +98,11 @@ def test_tool_measures_both_targets_without_loss(redis_sync):
 )
 @pytest.mark.timeout(300)  # two targets in turn, and two more phases
 def test_tool_measures_hosts_against_one_host(redis_sync):
-    result = run_tool(
+    result = run_two_workers(
         "--hosts",
         str(HOSTS),
         "--clients",
         str(HOST_CLIENTS),
-        "--workers",
-        "2",
-        "--interval",
-        "1",
-        "--broadcasts",
-        str(BROADCASTS),
-        "--redis-url",
-        settings.REDIS_URL,
-        timeout=240,
     )
 
     assert result.returncode == 0, result.stderr
@@ -137,6 +141,58 @@ def test_tool_measures_hosts_against_one_host(redis_sync):
     assert list(redis_sync.scan_iter(match=f"{prefix}:*")) == []
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("metrics.fleet") is None,
+    reason="needs the server side of issue 14 (the fleet stream)",
+)
+@pytest.mark.timeout(300)  # two targets in turn, and a phase without viewers
+def test_tool_measures_fleet_viewers_against_one_host(redis_sync):
+    result = run_two_workers(
+        "--fleet",
+        "--hosts",
+        str(FLEET_HOSTS),
+        "--grant-sets",
+        str(GRANT_SETS),
+        "--clients",
+        str(FLEET_CLIENTS),
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["config"]["targets"] == ["service", "fleet"]
+    assert report["config"]["grant_sets"] == GRANT_SETS
+    single, fleet = report["service"], report["fleet"]
+    assert single["lost"] == {"total": 0, "clients": 0}
+    assert fleet["connect"]["connected"] == FLEET_CLIENTS
+    assert fleet["agents"]["connected"] == FLEET_HOSTS
+    assert fleet["agents_closed_by_server"] == {}
+    # Set k sees the hosts whose index mod 3 is at most k.
+    assert fleet["grant_sets"] == {"set-00": 1, "set-01": 2, "set-02": 3}
+    for figure in ("lost", "duplicated", "wrong_hosts", "out_of_order"):
+        assert fleet[figure] == {"total": 0, "clients": 0}, figure
+    assert fleet["disconnected"]["total"] == 0
+    assert fleet["frames"] == BROADCASTS
+    assert fleet["frame_gaps"]["intervals_without_frame"] == 0
+    assert fleet["deliveries"] == FLEET_CLIENTS * BROADCASTS
+    for label, figures in fleet["per_set"].items():
+        assert figures["viewers"] == FLEET_CLIENTS // GRANT_SETS, label
+        assert figures["deliveries"] == figures["viewers"] * BROADCASTS, label
+        assert figures["frame_bytes"] > 0, label
+        assert figures["latency_ms"]["last"]["p95"] > 0, label
+    # Every agent sends once per interval, watched or not.
+    assert fleet["cpu"]["snapshots_ingested"] >= FLEET_HOSTS
+    assert fleet["cpu"]["server_ms_per_delivery"] > 0
+    assert fleet["without_viewers"]["snapshots_ingested"] >= FLEET_HOSTS
+    verdict = report["fleet_vs_single"]
+    assert verdict["lost"] == verdict["wrong_hosts"] == 0
+    assert verdict["met"]["no_loss"]
+    assert verdict["met"]["exact_hosts_in_order"]
+    assert verdict["last_p95_ratio"] > 0
+    assert verdict["cpu_ratio_all_in"] > 0
+    prefix = report["config"]["key_prefix"]
+    assert list(redis_sync.scan_iter(match=f"{prefix}:*")) == []
+
+
 @pytest.mark.parametrize(
     "flags",
     [
@@ -150,6 +206,11 @@ def test_tool_measures_hosts_against_one_host(redis_sync):
         ["--hosts", "5", "--clients", "3"],
         ["--only", "hosts"],
         ["--only", "bare", "--hosts", "2"],
+        ["--fleet"],
+        ["--fleet", "--hosts", "2", "--grant-sets", "3"],
+        ["--grant-sets", "0"],
+        ["--only", "fleet", "--hosts", "2"],
+        ["--only", "hosts", "--hosts", "2", "--fleet"],
     ],
 )
 def test_tool_refuses_bad_flags(flags):

@@ -30,15 +30,25 @@ web workers' CPU per ingested snapshot and per delivery, Redis's commands per
 snapshot; then the same CPU and Redis figures with half of each host's viewers, and
 with one per host. "hosts_vs_single" sets them against issue 13's bars.
 
+With --fleet (and --hosts N, issue 14), the run measures "service" and then
+"fleet": runservice with N hosts and their agents, each sending once per
+interval, and the clients on the overview stream, /api/ws/fleet, as users of
+--grant-sets S distinct grant sets (user k sees the hosts whose index mod S is at
+most k; client i is user i mod S). Per viewer: lost, duplicated and out-of-order
+fleet frames (one per interval, known by its timestamp) and frames that do not
+list exactly its set's hosts; the frame's timestamp -> first and -> last viewer;
+the web workers' CPU per delivery, also without their CPU when no viewer is
+connected (ingest, timers). "fleet_vs_single" sets them against issue 14's bars.
+
 Run from the project root (Redis: --redis-url, in any form REDIS_URL takes, else
 127.0.0.1:6379 if it answers, else an embedded redis-server the tool starts; with
---hosts, an embedded one unless --redis-url, so that Redis's command count is the
-run's alone):
+--hosts or --fleet, an embedded one unless --redis-url, so that Redis's command
+count is the run's alone):
 
     .venv/bin/python -m tests.perf.fanout --clients 2000 [--workers 1]
         [--interval 1] [--broadcasts 10] [--client-processes 1]
-        [--connect-timeout 30] [--only bare|service|hosts] [--hosts N]
-        [--redis-url redis://...]
+        [--connect-timeout 30] [--only bare|service|hosts|fleet] [--hosts N]
+        [--fleet] [--grant-sets S] [--redis-url redis://...]
 
 Progress goes to stderr and one JSON line to stdout; a failure is one line on stderr
 and a non-zero exit (a target that accepted no client at all is one too, after the
@@ -61,7 +71,11 @@ One job per module:
 - agents: --hosts mode's simulated agents, in a process of their own;
 - hosttarget: --hosts mode's target, the service with N hosts and their agents;
 - hostwindow: --hosts mode's procedure once the viewers are connected;
-- hostreport: --hosts mode's figures, per host, in total and against one host.
+- hostreport: --hosts mode's figures, per host, in total and against one host;
+- fleettarget: --fleet mode's target, the hosts, their agents and grant sets;
+- fleetwindow: --fleet mode's procedure once the viewers are connected;
+- fleetreport: --fleet mode's figures, per grant set, in total and against one
+  host.
 """
 
 import asyncio

@@ -27,6 +27,7 @@ MAX_CLIENTS = 100_000
 MAX_BROADCASTS = 10_000
 MAX_CLIENT_PROCESSES = 64
 MAX_HOSTS = 1000
+MAX_GRANT_SETS = 100
 
 
 def bounded_int(low: int, high: int):
@@ -114,7 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         choices=ALL_TARGETS,
-        help="measure one target only (no ratios); hosts needs --hosts",
+        help="measure one target only (no ratios); hosts needs --hosts, "
+        "fleet needs --fleet",
     )
     parser.add_argument(
         "--hosts",
@@ -122,6 +124,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="N hosts, each fed by a simulated agent, the clients spread over them; "
         "measured after the single-host service with the same clients and workers "
         "(instead of bare and service)",
+    )
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="with --hosts: the clients watch the fleet stream (/api/ws/fleet) as "
+        "users of --grant-sets distinct grant sets over the hosts; measured after "
+        "the single-host service with the same clients and workers",
+    )
+    parser.add_argument(
+        "--grant-sets",
+        type=bounded_int(1, MAX_GRANT_SETS),
+        default=10,
+        help="--fleet: distinct sets of visible hosts, one user each (default: 10)",
     )
     parser.add_argument(
         "--redis-url",
@@ -140,8 +155,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--client-processes must not exceed --clients")
     if args.hosts is not None and args.hosts > args.clients:
         parser.error("--hosts must not exceed --clients (each host needs a viewer)")
-    if args.only == "hosts" and args.hosts is None:
-        parser.error("--only hosts needs --hosts")
+    if args.only == "hosts" and (args.hosts is None or args.fleet):
+        parser.error("--only hosts needs --hosts and no --fleet")
+    if args.fleet and args.hosts is None:
+        parser.error("--fleet needs --hosts")
+    if args.only == "fleet" and not args.fleet:
+        parser.error("--only fleet needs --fleet")
+    if args.fleet and args.grant_sets > args.hosts:
+        parser.error("--grant-sets must not exceed --hosts (each set is distinct)")
     if args.only == "bare" and args.hosts is not None:
         parser.error("--only bare cannot be used with --hosts")
     return args

@@ -1,5 +1,6 @@
 """A broadcast as the tool knows it: the timestamp text that names it, and when."""
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,6 +36,22 @@ def extract_host(message: bytes) -> str:
     if start < 0 or end < 0:
         return ""
     return message[start + 1 : end].decode()
+
+
+def read_fleet_frame(message: bytes) -> tuple[str, list[str] | None] | None:
+    """Return a fleet frame's timestamp and the host names it lists, in its order
+    (None if its entries are not a list of hosts); None if it is not a fleet
+    frame with a timestamp."""
+    try:
+        frame = json.loads(message)
+        if frame["type"] != "fleet" or not isinstance(frame["timestamp"], str):
+            return None
+    except (ValueError, TypeError, KeyError):
+        return None
+    try:
+        return frame["timestamp"], [entry["host"] for entry in frame["hosts"]]
+    except (TypeError, KeyError):
+        return frame["timestamp"], None
 
 
 def host_key(host: str, timestamp: str) -> str:

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -21,7 +22,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.perf.fanout import FanoutError
-from tests.perf.fanout.broadcasts import extract_host, extract_key, host_key
+from tests.perf.fanout.broadcasts import (
+    extract_host,
+    extract_key,
+    host_key,
+    read_fleet_frame,
+)
 from tests.perf.fanout.resources import cpu_seconds
 
 # Snapshots are ~2 KB; this only keeps the client from ever refusing one.
@@ -125,9 +131,15 @@ class ClientShare(Served):
         self.open = 0
         # --hosts mode: per socket, the host it watches (None: one host only), how
         # many snapshots of other hosts and how many out of order it received.
+        # --fleet mode: per socket, its grant set instead of a host; "foreign"
+        # counts frames that did not list exactly the set's hosts.
         self.hosts: list[str | None] = []
         self.foreign: list[int] = []
         self.disorder: list[int] = []
+        # --fleet mode: per grant set, the hosts its frames list, and the size of
+        # the latest frame one of its viewers received.
+        self.sets: dict[str, list[str]] = {}
+        self.frame_bytes: dict[str, int] = {}
         self.open_by_host: Counter[str] = Counter()
         self.listeners: set[asyncio.Task] = set()
 
@@ -149,6 +161,11 @@ class ClientShare(Served):
             return self.collect(payload)
         if command == "collect_hosts":
             return self.collect_hosts(payload)
+        if command == "collect_fleet":
+            return {
+                "sockets": self.collect_hosts(dict.fromkeys(self.sets, payload)),
+                "frame_bytes": self.frame_bytes,
+            }
         if command == "thin":
             return await self.thin(payload)
         raise ValueError(f"unknown command {command!r}")
@@ -159,12 +176,15 @@ class ClientShare(Served):
         origin: str,
         open_timeout: float,
         hosts: list[str] | None = None,
+        sets: dict[str, list[str]] | None = None,
     ) -> dict[str, Any]:
         """Open every socket at once; return when it began, how long it took and
         this process's CPU time meanwhile. `hosts`: the host each socket watches
-        (--hosts mode), whose snapshots only it must get."""
+        (--hosts mode), whose snapshots only it must get; with `sets` (--fleet
+        mode), the grant set each socket's fleet frames must list the hosts of."""
         count = len(urls)
         self.hosts = list(hosts) if hosts is not None else [None] * count
+        self.sets = sets or {}
         self.foreign = [0] * count
         self.disorder = [0] * count
         self.sockets = [None] * count
@@ -255,11 +275,12 @@ class ClientShare(Served):
         host = self.hosts[index]
         if host is not None:
             self.open_by_host[host] += 1
-        task = asyncio.create_task(
-            self.listen(index, websocket)
-            if host is None
-            else self.listen_host(index, websocket, host)
-        )
+        if host is None:
+            job = self.listen(index, websocket)
+        else:
+            read = self.fleet_reader(host) if self.sets else self.snapshot_reader(host)
+            job = self.listen_keyed(index, websocket, host, read)
+        task = asyncio.create_task(job)
         self.listeners.add(task)
         task.add_done_callback(self.listeners.discard)
         return None
@@ -286,12 +307,18 @@ class ClientShare(Served):
             code = f"client_{type(error).__name__}"
         self.closed(index, code)
 
-    async def listen_host(
-        self, index: int, websocket: TimedClientConnection, host: str
+    async def listen_keyed(
+        self,
+        index: int,
+        websocket: TimedClientConnection,
+        label: str,
+        read: Callable[[bytes], tuple[str, str, bool] | None],
     ) -> None:
-        """listen() for a viewer of one of several hosts: snapshots are known by
-        host and timestamp; those of other hosts and those older than one already
-        received are counted."""
+        """listen() for a viewer of one of several hosts (`label`: the host) or of
+        the fleet stream (`label`: its grant set). `read` gives a message's key, its
+        timestamp and whether it is wrong for this viewer (another host's snapshot;
+        a fleet frame without exactly the set's hosts), or None to pass it over.
+        Wrong ones, and those older than one already received, are counted."""
         received = self.received[index]
         counts = self.counts
         latest = ""
@@ -300,18 +327,17 @@ class ClientShare(Served):
             while True:
                 message = await websocket.recv(decode=False)
                 now = websocket.arrived_at
-                stamp = extract_key(message)
-                if not stamp:  # not a snapshot (host online/offline, ...)
+                found = read(message)
+                if found is None:
                     continue
-                sender = extract_host(message)
-                key = host_key(sender, stamp)
+                key, stamp, wrong = found
                 entry = received.get(key)
                 if entry is not None:
                     entry[0] += 1
                     continue
                 received[key] = [1, now]
                 counts[key] = counts.get(key, 0) + 1
-                if sender != host:
+                if wrong:
                     self.foreign[index] += 1
                 elif stamp < latest:
                     self.disorder[index] += 1
@@ -321,8 +347,36 @@ class ClientShare(Served):
             code = error.rcvd.code if error.rcvd is not None else 1006
         except Exception as error:  # the socket is lost to us all the same
             code = f"client_{type(error).__name__}"
-        self.open_by_host[host] -= 1
+        self.open_by_host[label] -= 1
         self.closed(index, code)
+
+    def snapshot_reader(self, host: str) -> Callable[[bytes], Any]:
+        """listen_keyed()'s `read` for a viewer of `host`: snapshots are known by
+        host and timestamp; other frames (online, offline, ...) are passed over."""
+
+        def read(message: bytes) -> tuple[str, str, bool] | None:
+            stamp = extract_key(message)
+            if not stamp:
+                return None
+            sender = extract_host(message)
+            return host_key(sender, stamp), stamp, sender != host
+
+        return read
+
+    def fleet_reader(self, label: str) -> Callable[[bytes], Any]:
+        """listen_keyed()'s `read` for a fleet viewer of grant set `label`: frames
+        are known by their timestamp; the latest one's size is noted."""
+        expected = self.sets[label]
+
+        def read(message: bytes) -> tuple[str, str, bool] | None:
+            frame = read_fleet_frame(message)
+            if frame is None:
+                return None
+            stamp, hosts = frame
+            self.frame_bytes[label] = len(message)
+            return stamp, stamp, hosts != expected
+
+        return read
 
     def closed(self, index: int, code: int | str) -> None:
         """Note a socket's end; what it received no longer counts as delivered."""

@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from tests.perf.fanout.broadcasts import Broadcast
-from tests.perf.fanout.report import percent_of_core, ratio, spent, summarise
+from tests.perf.fanout.report import percent_of_core, pick, ratio, spent, summarise
 
 # Issue 13's bars.
 MAX_P95_RATIO = 2.0
@@ -154,8 +154,9 @@ def summarise_phase(
     """CPU and Redis over a stretch of time: web CPU per snapshot the agents sent
     (ingested) and per delivery, Redis commands per snapshot.
 
-    `before` and `after` hold "at", "web", "redis_cpu", "redis_commands",
-    "agents_cpu", "clients" (CPU seconds per client process), "sent" (per host).
+    `before` and `after` hold "at", "web", "publisher", "redis_cpu",
+    "redis_commands", "agents_cpu", "clients" (CPU seconds per client process),
+    "sent" (per host).
     """
     wall = after["at"] - before["at"]
     snapshots = sum(after["sent"].values()) - sum(before["sent"].values())
@@ -172,6 +173,9 @@ def summarise_phase(
         "server_percent": percent_of_core(web, wall),
         "server_ms_per_snapshot": (per(web, snapshots, 1000, 4)),
         "server_ms_per_delivery": (per(web, deliveries, 1000, 4)),
+        "publisher_percent": percent_of_core(
+            spent(before["publisher"], after["publisher"]), wall
+        ),
         "redis_commands": commands,
         "redis_commands_per_snapshot": (per(commands, snapshots, 1, 2)),
         "redis_percent": percent_of_core(
@@ -188,13 +192,6 @@ def summarise_phase(
 def judge(single: dict[str, Any] | None, hosts: dict[str, Any] | None) -> dict:
     """The hosts run against issue 13's bars and the single-host run of the same
     invocation (same viewers, workers and interval)."""
-
-    def pick(report: dict[str, Any] | None, *path: str) -> Any:
-        for step in path:
-            if not isinstance(report, dict):
-                return None
-            report = report.get(step)
-        return report
 
     single_p95 = pick(single, "latency_ms", "last", "p95")
     hosts_p95 = pick(hosts, "latency_ms", "last", "p95")

@@ -68,6 +68,10 @@ class HostsTarget(ServiceTarget):
         self.tokens, host_tokens = await asyncio.to_thread(
             seed_database, self.env, clients, self.hosts
         )
+        await self.connect_agents(host_tokens)
+
+    async def connect_agents(self, host_tokens: dict[str, str]) -> None:
+        """Start the agents' process and connect one agent per host; follow them."""
         self.fleet = ClientPool(1, entry=run_agent_process)
         await self.fleet.ping()
         logger.info("hosts: connecting %d agents", len(self.hosts))

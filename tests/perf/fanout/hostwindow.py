@@ -130,12 +130,13 @@ async def status(pool: ClientPool) -> tuple[int, Counter[str], Counter[str]]:
 
 
 async def sample(target: HostsTarget, pool: ClientPool) -> dict[str, Any]:
-    """CPU of every process, Redis's CPU and command count, and per host how many
-    snapshots its agent had sent by then."""
+    """CPU of every process (the publisher's too), Redis's CPU and command count,
+    and per host how many snapshots its agent had sent by then."""
     moment = time.time()
     figures = {
         "at": time.monotonic(),
         "web": cpu_seconds(target.web),
+        "publisher": cpu_seconds([target.publisher]) if target.publisher else None,
         "redis_cpu": await target.redis_cpu(),
         "redis_commands": await target.redis_commands(),
         "agents_cpu": target.fleet.cpu()[0] if target.fleet else None,

@@ -15,6 +15,8 @@ from websockets.asyncio.client import connect
 
 from tests.perf.fanout import FanoutError, finish
 from tests.perf.fanout.clients import SETTLE, ClientPool
+from tests.perf.fanout.fleettarget import FleetTarget
+from tests.perf.fanout.fleetwindow import measure_fleet_window
 from tests.perf.fanout.hosttarget import HostsTarget
 from tests.perf.fanout.hostwindow import measure_hosts_window
 from tests.perf.fanout.report import (
@@ -75,7 +77,11 @@ async def measure(
             failures = ", ".join(f"{n} {k}" for k, n in connects["failures"].items())
             report["error"] = f"{name}: no client connected ({failures})"
             return report
-        if isinstance(target, HostsTarget):
+        if isinstance(target, FleetTarget):
+            report.update(
+                await measure_fleet_window(target, pool, args, grace, last_handshake)
+            )
+        elif isinstance(target, HostsTarget):
             report.update(
                 await measure_hosts_window(target, pool, args, grace, last_handshake)
             )
@@ -118,6 +124,7 @@ async def connect_storm(
             "origin": target.origin,
             "open_timeout": args.connect_timeout,
             "hosts": hosts[index::processes] if hosts else None,
+            "sets": target.grant_sets(),
         }
         for index in range(processes)
     ]

@@ -238,6 +238,16 @@ def ratio(service: float | None, bare: float | None) -> float | None:
     return round(service / bare, 2)
 
 
+def pick(report: dict[str, Any] | None, *path: str) -> Any:
+    """The figure at `path` in a report, or None if the report or a step is
+    missing."""
+    for step in path:
+        if not isinstance(report, dict):
+            return None
+        report = report.get(step)
+    return report
+
+
 def compare(bare: dict[str, Any] | None, service: dict[str, Any] | None) -> dict:
     """The service's figures as multiples of the bare server's."""
     figures = {
@@ -249,15 +259,8 @@ def compare(bare: dict[str, Any] | None, service: dict[str, Any] | None) -> dict
         "rss_per_connection": ("rss", "per_connection_kb"),
     }
 
-    def pick(report: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
-        for step in path:
-            if not isinstance(report, dict):
-                return None
-            report = report.get(step)
-        return report
-
     return {
-        name: ratio(pick(service, path), pick(bare, path))
+        name: ratio(pick(service, *path), pick(bare, *path))
         for name, path in figures.items()
     }
 

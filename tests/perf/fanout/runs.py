@@ -13,6 +13,8 @@ from typing import Any
 
 from tests.perf.fanout import finish
 from tests.perf.fanout.clients import SETTLE
+from tests.perf.fanout.fleetreport import judge_fleet
+from tests.perf.fanout.fleettarget import FleetTarget
 from tests.perf.fanout.hostreport import judge
 from tests.perf.fanout.hosttarget import HostsTarget
 from tests.perf.fanout.measurement import measure
@@ -31,13 +33,17 @@ logger = logging.getLogger(__name__)
 TARGETS = ("bare", "service")
 # --hosts mode: the single-host service, then the same with N hosts and agents.
 HOSTS_TARGETS = ("service", "hosts")
-ALL_TARGETS = ("bare", "service", "hosts")
+# --fleet mode: the single-host service, then N hosts' agents and fleet viewers.
+FLEET_TARGETS = ("service", "fleet")
+ALL_TARGETS = ("bare", "service", "hosts", "fleet")
 
 
 def chosen_targets(args: argparse.Namespace) -> list[str]:
     """The targets a run measures, in order."""
     if args.only:
         return [args.only]
+    if args.fleet:
+        return list(FLEET_TARGETS)
     return list(HOSTS_TARGETS if args.hosts else TARGETS)
 
 
@@ -75,8 +81,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         if args.hosts:
             config["hosts"] = args.hosts
+        if args.fleet:
+            config["grant_sets"] = args.grant_sets
         report: dict[str, Any] = {"machine": describe_machine(file_limit)}
-        if "service" in targets or "hosts" in targets:
+        if set(targets) & {"service", "hosts", "fleet"}:
             # --hosts counts Redis's commands: a Redis of the run's own by default.
             redis_url, source, embedded = await choose_redis(
                 args.redis_url, workdir, own=bool(args.hosts)
@@ -86,16 +94,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in targets:
             if name == "bare":
                 target: Target = BareTarget(workdir, payload, args.interval)
-            elif name == "hosts":
-                target = HostsTarget(
-                    workdir,
-                    args.workers,
-                    args.interval,
-                    redis_url,
-                    prefix,
-                    args.hosts,
-                    payload,
-                    args.connect_timeout,
+            elif name in ("hosts", "fleet"):
+                many = (workdir, args.workers, args.interval, redis_url, prefix)
+                many += (args.hosts, payload, args.connect_timeout)
+                target = (
+                    FleetTarget(*many, grant_sets=args.grant_sets)
+                    if name == "fleet"
+                    else HostsTarget(*many)
                 )
             else:
                 target = ServiceTarget(
@@ -112,7 +117,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 else None
             ),
         )
-        if args.hosts:
+        if args.fleet:
+            report.update(
+                fleet=results.get("fleet"),
+                fleet_vs_single=(
+                    judge_fleet(results["service"], results["fleet"])
+                    if "service" in results and "fleet" in results
+                    else None
+                ),
+            )
+        elif args.hosts:
             report.update(
                 hosts=results.get("hosts"),
                 hosts_vs_single=(

@@ -136,7 +136,12 @@ class Target:
         return None
 
     def client_hosts(self, clients: int) -> list[str] | None:
-        """The host each client watches, when there are several (--hosts)."""
+        """The host each client watches, when there are several (--hosts); with
+        --fleet, the grant set whose hosts its frames list."""
+        return None
+
+    def grant_sets(self) -> dict[str, list[str]] | None:
+        """--fleet: per grant set, the hosts its viewers' frames list, in order."""
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -437,16 +442,22 @@ class ServiceTarget(Target):
 
 
 def seed_database(
-    env: dict[str, str], viewers: int, hosts: list[str] | None = None
+    env: dict[str, str],
+    viewers: int,
+    hosts: list[str] | None = None,
+    grant_sets: list[list[str]] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """Create the benchmark user and `hosts` in the service's database; return one
-    access token per viewer and each host's agent token.
+    """Create the viewers' users (one per grant set, each granted its hosts, or the
+    benchmark user) and `hosts` in the service's database; return one access token
+    per viewer and each host's agent token.
 
     Runs Django in a child process (tests/perf/fanout/seed.py) with the service's
     own environment, so the tokens are signed with its key and name a user and
     hosts its workers will find, whatever target came before in this run.
     """
-    request = json.dumps({"viewers": viewers, "hosts": hosts or []})
+    request = json.dumps(
+        {"viewers": viewers, "hosts": hosts or [], "grant_sets": grant_sets or []}
+    )
     result = subprocess.run(
         [sys.executable, "-m", "tests.perf.fanout.seed"],
         cwd=ROOT,
