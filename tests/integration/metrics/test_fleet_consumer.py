@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
@@ -19,6 +20,7 @@ from metrics.store import store_snapshot
 from monitor.asgi import application
 from tests.integration.conftest import ORIGIN
 from tests.support.hosts import HOST, hold_host, host_event
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,3 +228,32 @@ async def test_the_process_builds_and_sends_a_frame_each_interval(
     comm = await fleet_socket(token_of(root))
     stamps = [(await receive_fleet(comm))["timestamp"] for _ in range(3)]
     assert stamps == sorted(set(stamps))
+
+
+async def test_a_deactivated_users_fleet_socket_closes_with_4001(fleet_socket, db):
+    user = await make_user("leaving")
+    comm = await fleet_socket(token_of(user))
+    await receive_fleet(comm)
+    user.is_active = False
+    await sync_to_async(user.save)()
+    assert await comm.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": closes.USER_INACTIVE.code,
+        "reason": closes.USER_INACTIVE.reason,
+    }
+
+
+async def test_the_last_fleet_socket_leaves_the_fleet_group(
+    fleet_socket, clean_redis, db
+):
+    channel = f"{django_settings.METRICS_REDIS_PREFIX}:__group__{FLEET_GROUP}"
+    sockets = [await fleet_socket(token_of(await make_user(f"u{n}"))) for n in (1, 2)]
+    assert clean_redis.pubsub_numsub(channel)[0][1] == 1
+    for comm in sockets:
+        await receive_fleet(comm)
+        await comm.disconnect()
+    await eventually(
+        lambda: clean_redis.pubsub_numsub(channel)[0][1] == 0,
+        5,
+        "the process stayed in the fleet group",
+    )
