@@ -163,6 +163,7 @@ class Fanout:
         async with self.lock:
             if self.channel is None or self.fleet.members:
                 return
+            self.fleet.watch(frozenset())
             await self.fleet.builder.stop()
             await self.channel_layer.group_discard(FLEET_GROUP, self.channel)
             await self.close_if_idle()

@@ -54,6 +54,7 @@ class FleetConsumer(ViewerConsumer):
             await self.refuse(closes.DATA_STORE_UNAVAILABLE)
             return
         visible = await visible_to(self)
+        fanout.fleet.watch(fanout.fleet.watched | visible)
         if not await self.open_session(session):
             return
         await self.write(event["ts"], fleet_frame(event, visible))

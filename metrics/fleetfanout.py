@@ -6,7 +6,11 @@ by the set of hosts their users may see (metrics.access, asked once per distinct
 user per event); each distinct set gets one frame, serialised and wrapped as a
 SharedText once (framed once by runner.webserver) and written to each of its
 sockets. An event that is not newer than the last one received (a second
-builder for a moment, or the frame a socket was given on connect) is dropped."""
+builder for a moment, or the frame a socket was given on connect) is dropped.
+
+The process counts as one viewer (metrics.viewers) of each host that its fleet
+viewers may see, so that those hosts send at their live interval, as they do
+for a viewer of each."""
 
 import asyncio
 import logging
@@ -22,6 +26,7 @@ from core.singleflight import SingleFlight
 from metrics.access import visible_hosts_async
 from metrics.fleet import fleet_frame, is_fleet_event
 from metrics.fleetbuilder import FleetBuilder, build_fleet_event, fleet_interval
+from metrics.viewers import get_registry
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,18 @@ class FleetFanout:
         self.latest: dict[str, Any] | None = None
         self.reads: SingleFlight[dict[str, Any]] = SingleFlight()
         self.builder = FleetBuilder(channel_layer)
+        # The hosts this process counts itself a viewer of, for its fleet viewers.
+        self.watched: frozenset[str] = frozenset()
+
+    def watch(self, hosts: frozenset[str]) -> None:
+        """Count this process as one viewer of each of `hosts`, and of no other
+        host, for its fleet viewers."""
+        registry = get_registry()
+        for host in hosts - self.watched:
+            registry.add(host)
+        for host in self.watched - hosts:
+            registry.remove(host)
+        self.watched = hosts
 
     async def current(self, not_before: float | None = None) -> dict[str, Any]:
         """The fleet event for a socket connecting now: the last one received if
@@ -93,6 +110,7 @@ class FleetFanout:
                 logger.error("Could not read a user's hosts", exc_info=visible)
                 continue
             by_set[visible].extend(viewers)
+        self.watch(frozenset().union(*by_set))
         written = 0
         for visible, viewers in by_set.items():
             shared = SharedText(fleet_frame(event, visible))

@@ -17,10 +17,11 @@ from metrics.fleet import FLEET_GROUP, make_fleet_event
 from metrics.hosts import create_host
 from metrics.models import Host
 from metrics.store import store_snapshot
+from metrics.viewers import count_viewers
 from monitor.asgi import application
 from tests.integration.conftest import ORIGIN
 from tests.support.hosts import HOST, hold_host, host_event
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -257,3 +258,20 @@ async def test_the_last_fleet_socket_leaves_the_fleet_group(
         5,
         "the process stayed in the fleet group",
     )
+
+
+async def test_fleet_viewers_make_the_hosts_they_see_live(fleet_socket, db):
+    await sync_to_async(create_host)("unseen")
+    comms = [
+        await fleet_socket(token_of(await make_user(f"v{n}", "alpha"))) for n in (1, 2)
+    ]
+    for comm in comms:
+        await receive_fleet(comm)
+
+    async def counts() -> tuple[int, int]:
+        return await count_viewers("alpha"), await count_viewers("unseen")
+
+    await eventually_equal(counts, (1, 0), 5, "alpha is not watched once")
+    for comm in comms:
+        await comm.disconnect()
+    await eventually_equal(counts, (0, 0), 5, "alpha is still watched")
