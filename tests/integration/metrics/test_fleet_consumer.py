@@ -275,3 +275,19 @@ async def test_fleet_viewers_make_the_hosts_they_see_live(fleet_socket, db):
     for comm in comms:
         await comm.disconnect()
     await eventually_equal(counts, (0, 0), 5, "alpha is still watched")
+
+
+async def test_fleet_and_metrics_sockets_count_against_one_cap(
+    fleet_socket, communicator, settings, default_host, access_token
+):
+    settings.METRICS_WS_MAX_SOCKETS_PER_USER = 2
+    first = await fleet_socket(access_token)
+    await receive_fleet(first)
+    second = communicator(f"token={access_token}")
+    assert (await second.connect())[0]
+    third = await fleet_socket(access_token)
+    assert await third.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": closes.SOCKET_QUOTA_EXCEEDED.code,
+        "reason": closes.SOCKET_QUOTA_EXCEEDED.reason,
+    }
