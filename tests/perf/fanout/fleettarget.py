@@ -5,7 +5,7 @@ As --hosts mode's target (tests.perf.fanout.hosttarget), but the viewers are S
 users, none a superuser: user k is granted the hosts whose index mod S is at most
 k (set k: from N/S hosts for the first to all N for the last, all distinct), and
 viewer i is user i mod S. Each viewer's frames must list exactly its set's hosts.
-Every agent sends once per interval, whether or not someone watches its host.
+Every agent sends once per interval, whether or not a viewer sees its host.
 """
 
 import asyncio
@@ -46,9 +46,10 @@ class FleetTarget(HostsTarget):
     def make_env(self) -> dict[str, str]:
         """runservice's environment, every agent sending once per interval.
 
-        Nobody watches a host's own stream here, so its agent would be idle and
-        send once per METRICS_IDLE_INTERVAL (60 s by default); the hosts are to be
-        measured at --interval, the fleet frames' figures fresh each time.
+        Fleet viewers make the hosts they see live; with none (the phase measured
+        without viewers) an agent would be idle and send once per
+        METRICS_IDLE_INTERVAL (60 s by default), and the ingest taken off the
+        window would be too small.
         """
         env = super().make_env()
         env["METRICS_IDLE_INTERVAL"] = f"{self.interval:g}"
