@@ -14,6 +14,7 @@ from metrics.fleet import (
     parse_snapshot,
     serialise_entries,
 )
+from metrics.fleetbuilder import next_tick
 from metrics.hoststate import HostState
 from metrics.store import Latest
 
@@ -127,3 +128,11 @@ def test_a_malformed_fleet_event_is_recognised(event):
 
 def test_a_fleet_event_made_here_is_recognised():
     assert is_fleet_event(make_fleet_event({"a": "{}"}, 1.0, 5))
+
+
+@pytest.mark.parametrize(
+    ("now", "interval", "tick"),
+    [(12.3, 5.0, 15.0), (15.0, 5.0, 20.0), (0.2, 0.5, 0.5), (7.0, 1.0, 8.0)],
+)
+def test_ticks_fall_on_multiples_of_the_interval(now, interval, tick):
+    assert next_tick(now, interval) == pytest.approx(tick)
