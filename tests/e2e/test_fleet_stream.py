@@ -100,8 +100,11 @@ def entry(frame: dict, host: str) -> dict | None:
 
 
 def live(frame: dict) -> bool:
-    """Whether every host of the frame is online, with figures."""
-    return all(e["online"] and e["cpu_percent"] is not None for e in frame["hosts"])
+    """Whether every host of the frame is online, with every figure."""
+    return all(
+        e["online"] and all(e[figure] is not None for figure in FIGURES)
+        for e in frame["hosts"]
+    )
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -34,7 +34,12 @@ SNAPSHOT = {
         "cpu": {"usage_percent": 12.5, "load_avg": [0.5, 0.4, 0.3]},
         "memory": {"usage_percent": 40.0},
         "network": {"bytes_sent_per_sec": 100.0, "bytes_recv_per_sec": 200.0},
-        "disk": {"partitions": [{"usage_percent": 30.0}, {"usage_percent": 70.5}]},
+        "disk": {
+            "partitions": {
+                "/": {"usage_percent": 30.0},
+                "/data": {"usage_percent": 70.5},
+            }
+        },
     },
 }
 
