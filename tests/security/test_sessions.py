@@ -30,7 +30,7 @@ from tests.support import processes
 from tests.support.clients import close_frame, open_socket, receive_json
 from tests.support.hosts import PONG
 from tests.support.http import Session, form_errors
-from tests.support.users import service_user
+from tests.support.users import service_user, watcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +43,7 @@ LOGIN_RATES = {"LOGIN_RATE_PER_IP": "1000/min", "LOGIN_RATE_PER_USERNAME": "1000
 
 @pytest.fixture
 def alice(db, default_host):
-    return service_user("alice", PASSWORD)
+    return watcher(service_user("alice", PASSWORD))
 
 
 @pytest.fixture(scope="module")
