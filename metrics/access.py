@@ -66,15 +66,20 @@ class HostAccess:
         # what it read trusted.
         self.heard = False
 
-    async def get(self, user_id: object) -> tuple[frozenset[str], int]:
-        """The hosts the user may see, and the generation they hold for."""
+    async def get(
+        self, user_id: object, fresh: bool = False
+    ) -> tuple[frozenset[str], int]:
+        """The hosts the user may see (read again if `fresh`), and the generation
+        they hold for."""
         key = str(user_id)
         while True:
-            generation = self.generation
+            generation, now = self.generation, time.monotonic()
             cached = self.hosts.get(key)
-            if cached and self.heard and self.fresh(cached[1]):
+            if cached and self.heard and not fresh and self.fresh(cached[1]):
                 return cached[0], generation
-            hosts = await self.lookups.run(key, lambda: self.load(key))
+            hosts = await self.lookups.run(
+                key, lambda: self.load(key), not_before=now if fresh else None
+            )
             # A change heard while the query ran may have come too late for it.
             if generation == self.generation:
                 return hosts, generation
@@ -153,7 +158,12 @@ class HostChoice:
 async def choose_visible_host(user_id: str, requested: str | None) -> HostChoice:
     """The host a viewer asking for `requested` (None: no choice) watches
     (metrics.directory.Hosts.choose): a host not theirs to see is refused as an
-    unknown one is."""
-    visible, generation = await get_access().get(user_id)
-    host = await get_directory().resolve(requested, visible)
+    unknown one is. Before refusing, the user's hosts are read again, so that a
+    grant made a moment ago is never missed."""
+    access, directory = get_access(), get_directory()
+    visible, generation = await access.get(user_id)
+    host = await directory.resolve(requested, visible)
+    if host is None:
+        visible, generation = await access.get(user_id, fresh=True)
+        host = await directory.resolve(requested, visible)
     return HostChoice(host, user_id, generation)
