@@ -13,7 +13,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from core import closes
-from metrics import access
+from metrics import access, grants
 from metrics.access import get_access, visible_hosts
 from metrics.hosts import create_host, set_enabled
 from metrics.models import Host
@@ -282,3 +282,34 @@ def test_the_history_without_a_host_is_the_users_default(hosts, carol):
     assert api(carol).get("/api/metrics/history").status_code == 404
     grant("db-2", user=carol)
     assert api(carol).get("/api/metrics/history").json()["host"] == "db-2"
+
+
+async def test_a_host_disabled_closes_its_viewers_as_if_it_were_gone(
+    communicator, hosts, user
+):
+    await sync_to_async(grant)("db-1", user=user)
+    comm, _ = await opened(communicator, user, "db-1")
+    await sync_to_async(set_enabled)(await Host.objects.aget(name="db-1"), False)
+    assert await close_of(comm) == closes.NO_SUCH_HOST
+
+
+async def test_a_choice_is_checked_again_only_if_grants_changed_since(hosts, carol):
+    await sync_to_async(grant)("db-1", user=carol)
+    choice = await access.choose_visible_host(str(carol.pk), "db-1")
+    assert choice.host == "db-1"
+    # Taken away without a signal: the choice stands until the process forgets.
+    await Host.viewers.through.objects.filter(user=carol).adelete()
+    assert await choice.still_visible()
+    get_access().forget([str(carol.pk)])
+    assert not await choice.still_visible()
+
+
+def test_an_access_event_names_its_users_and_hosts_and_a_malformed_one_everyone():
+    event = grants.access_event([3, "1", 3], ["b", "a"])
+    assert event == {
+        "type": "access.changed",
+        "user_ids": ["1", "3"],
+        "hosts": ["a", "b"],
+    }
+    assert grants.read_access_event(event) == ({"1", "3"}, {"a", "b"})
+    assert grants.read_access_event({"user_ids": [1], "hosts": "a"}) == (None, None)
