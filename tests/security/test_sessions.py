@@ -246,7 +246,7 @@ CHANGES = {
 
 @pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
 async def test_a_password_change_ends_every_session_of_the_user(web, alice, change):
-    await sync_to_async(service_user)("bob", PASSWORD)
+    await sync_to_async(lambda: watcher(service_user("bob", PASSWORD)))()
     sessions = [await asyncio.to_thread(log_in, web) for _ in range(2)]
     sockets = [await open_socket(web, tokens["access"]) for tokens in sessions]
     bobs = await open_socket(web, await asyncio.to_thread(bob_access, web))
