@@ -13,6 +13,7 @@ The process counts as one viewer (metrics.viewers) of each host that its fleet
 viewers may see, so that those hosts send at their live interval, as they do
 for a viewer of each."""
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -95,14 +96,16 @@ class FleetFanout:
         by_user: dict[str, list[FleetMember]] = defaultdict(list)
         for member in members:
             by_user[member.user_id].append(member)
+        # At once, not one after the other: users remembered since one storm of
+        # connects are forgotten together, and their reads then overlap.
+        answers = await asyncio.gather(
+            *(visible_to(viewers[0]) for viewers in by_user.values()),
+            return_exceptions=True,
+        )
         by_set: dict[frozenset[str], list[FleetMember]] = defaultdict(list)
-        # One after the other: a remembered user's hosts come without a pause, and
-        # a task per user would cost more than the lookup.
-        for viewers in by_user.values():
-            try:
-                visible = await visible_to(viewers[0])
-            except Exception:
-                logger.exception("Could not read a user's hosts; no frame for them")
+        for viewers, visible in zip(by_user.values(), answers, strict=True):
+            if isinstance(visible, BaseException):
+                logger.error("Could not read a user's hosts", exc_info=visible)
                 continue
             by_set[visible].extend(viewers)
         self.watch(frozenset().union(*by_set))
