@@ -7,7 +7,8 @@ request on stdin, {"viewers": N, "hosts": [NAME, ...], "grant_sets": [[NAME, ...
 ...]}, creates the hosts and the viewers' users, and writes one JSON line:
 {"tokens": [N access tokens], "hosts": {NAME: agent token}}.
 
-Without grant sets every viewer is the one benchmark user. With S grant sets
+Without grant sets every viewer is the one benchmark user, a superuser (it sees
+every host, the local publisher's too). With S grant sets
 (--fleet), user k (not a superuser) is granted the hosts of set k, and viewer i
 is user i mod S.
 """
@@ -42,7 +43,8 @@ def seed(viewers: int, hosts: list[str], grant_sets: list[list[str]]) -> dict:
             user.visible_hosts.add(*(created[name] for name in names))
             viewers_of.append(user)
     else:
-        viewers_of = [users.create_user(username=BENCHMARK_USERNAME)]
+        # A superuser sees every host (metrics.access), the local publisher's too.
+        viewers_of = [users.create_user(username=BENCHMARK_USERNAME, is_superuser=True)]
     tokens = [
         str(AccessToken.for_user(viewers_of[index % len(viewers_of)]))
         for index in range(viewers)
