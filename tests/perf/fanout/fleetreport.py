@@ -92,19 +92,18 @@ def net_of_baseline(
     baseline: tuple[dict[str, Any], dict[str, Any]],
     deliveries: int,
 ) -> dict[str, Any]:
-    """The web workers' CPU per fleet delivery once their CPU rate without any
-    viewer (ingest, timers), over as long a time, is taken off the window's."""
+    """The web workers' CPU per fleet delivery beyond what does not grow with
+    viewers: the baseline's CPU and deliveries (one viewer per grant set and
+    client process), scaled to the window's length, taken off the window's."""
     wall = after["at"] - before["at"]
     web = spent(before["web"], after["web"])
-    idle = spent(baseline[0]["web"], baseline[1]["web"])
-    idle_wall = baseline[1]["at"] - baseline[0]["at"]
-    if web is None or idle is None or idle_wall <= 0:
+    base = spent(baseline[0]["web"], baseline[1]["web"])
+    base_wall = baseline[1]["at"] - baseline[0]["at"]
+    if web is None or base is None or base_wall <= 0:
         return {"server_ms_per_delivery_net": None}
-    return {
-        "server_ms_per_delivery_net": per(
-            web - idle * wall / idle_wall, deliveries, 1000, 4
-        )
-    }
+    scale = wall / base_wall
+    extra = deliveries - baseline[1]["deliveries"] * scale
+    return {"server_ms_per_delivery_net": per(web - base * scale, extra, 1000, 4)}
 
 
 def judge_fleet(single: dict[str, Any] | None, fleet: dict[str, Any] | None) -> dict:
