@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from metrics.store import publish_snapshot, store_snapshot
+from metrics.store import publish_snapshot, store_snapshot, stream_key
 from tests.support.hosts import GROUP, HOST, PONG, host_event
 
 pytestmark = [
@@ -111,6 +111,24 @@ async def test_resume_that_cannot_be_recovered_sends_the_latest_then_live(
     assert await comm.receive_from(timeout=5) == stored[-1]["text"]
     live = await publish_snapshot(redis_layer, snapshot_event(2000.0), ttl=60)
     assert await comm.receive_from(timeout=5) == live["text"]
+    assert await comm.receive_nothing(timeout=0.3)
+
+
+async def test_since_older_than_what_is_held_is_not_recovered(
+    communicator, clean_redis, access_token
+):
+    stored = await store(3)
+    # Seq 1 is no longer held (it arrived more than METRICS_HISTORY_SECONDS ago).
+    clean_redis.xdel(stream_key(HOST), "1-0")
+    comm = await connect(
+        communicator, access_token, f"since=0&epoch={stored[0]['epoch']}"
+    )
+    assert await comm.receive_json_from(timeout=5) == {
+        "type": "resume",
+        "recovered": False,
+        "host": HOST,
+    }
+    assert await comm.receive_from(timeout=5) == stored[-1]["text"]
     assert await comm.receive_nothing(timeout=0.3)
 
 
