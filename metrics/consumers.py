@@ -21,7 +21,7 @@ from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.quotas import get_quota
 from metrics.ratelimit import TokenBucket
-from metrics.resume import Replayed, parse_resume, resume_frame
+from metrics.resume import Replayed, parse_resume, replay_budget, resume_frame
 from metrics.store import load_latest, load_missed
 from metrics.viewers import get_registry
 
@@ -115,7 +115,7 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
                 await self.refuse(closes.USER_INACTIVE)
                 return
             if point is not None:
-                missed = await load_missed(host, *point)
+                missed = await load_missed(host, *point, replay_budget())
                 state = missed.state
             if missed is None or not missed.recovered:
                 latest, state = await load_latest(host, not_before=joined_at)

@@ -9,11 +9,17 @@ of them: every snapshot text ends with its offset (store._STORE puts it there)."
 import re
 from typing import Any, NamedTuple
 
+from django.conf import settings
+
 from core.scopes import query_value
 from metrics.store import EPOCH_LENGTH, Missed
 
 # An offset as long as this is past any stream (a billion years of snapshots).
 MAX_SINCE_DIGITS = 18
+# The share of a socket's send buffer (METRICS_WS_SEND_BUFFER_BYTES) that the
+# snapshots replayed at once may fill: sent in one go, more would get the socket
+# dropped as a slow reader, and it would resume, and be dropped, again.
+REPLAY_SHARE = 0.5
 EPOCH_PATTERN = re.compile(f"[0-9a-f]{{{EPOCH_LENGTH}}}")
 # The end of every live snapshot's text: its offset.
 OFFSET_SUFFIX = re.compile(r',"seq":(\d+),"epoch":"([0-9a-f]+)"}\Z')
@@ -46,6 +52,12 @@ def parse_resume(scope: dict[str, Any]) -> tuple[ResumePoint | None, str | None]
             "the epoch of the last snapshot"
         )
     return ResumePoint(int(since), epoch), None
+
+
+def replay_budget() -> int:
+    """The most bytes of missed snapshots a resumed socket is sent at once; beyond
+    that it is not recovered, and the client loads its gap from the history."""
+    return int(settings.METRICS_WS_SEND_BUFFER_BYTES * REPLAY_SHARE)
 
 
 def resume_frame(missed: Missed) -> dict[str, Any]:

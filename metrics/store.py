@@ -233,9 +233,10 @@ def load_history(host: str, since: float) -> tuple[list[str], HostState]:
 
 
 # What a resuming socket missed, in one command: whether every live snapshot of
-# the host after `since` is still held in `epoch`, and if so their texts, oldest
-# first; with the host's state. KEYS: offsets, stream, state. ARGV: since, epoch.
-# Returns {recovered (0/1), the state's fields and values, the texts...}.
+# the host after `since` is still held in `epoch`, and they come to at most
+# `max_bytes`; if so their texts, oldest first; with the host's state. KEYS:
+# offsets, stream, state. ARGV: since, epoch, max_bytes. Returns {recovered (0/1),
+# the state's fields and values, the texts...}.
 _MISSED = LuaScript(
     """
 local state = redis.call('HGETALL', KEYS[3])
@@ -253,7 +254,12 @@ local held = redis.call('XRANGE', KEYS[2], first, '+')
 if held[1] == nil or held[1][1] ~= first then
     return {0, state}
 end
+local size = 0
 for _, entry in ipairs(held) do
+    size = size + #entry[2][4]
+    if size > tonumber(ARGV[3]) then
+        return {0, state}
+    end
     reply[#reply + 1] = entry[2][4]
 end
 return reply
@@ -270,11 +276,13 @@ class Missed(NamedTuple):
     state: HostState
 
 
-async def load_missed(host: str, since: int, epoch: str) -> Missed:
+async def load_missed(host: str, since: int, epoch: str, max_bytes: int) -> Missed:
     """Return the live snapshots of a host after offset `since` of `epoch`, if
-    every one of them is still held (else none), and the host's state."""
+    every one of them is still held and they come to at most `max_bytes` (else
+    none), and the host's state."""
     recovered, state, *texts = await _MISSED.run(
-        [offsets_key(host), stream_key(host), state_key(host)], [since, epoch]
+        [offsets_key(host), stream_key(host), state_key(host)],
+        [since, epoch, max_bytes],
     )
     fields = dict(zip(state[::2], state[1::2], strict=True))
     return Missed(

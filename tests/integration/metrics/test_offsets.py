@@ -18,6 +18,9 @@ from metrics.store import (
 )
 from tests.support.hosts import HOST, host_event
 
+# Bytes of missed snapshots a resume may take: more than these tests store.
+BUDGET = 10**6
+
 
 @pytest.fixture
 async def redis_client(clean_redis):
@@ -64,38 +67,38 @@ async def test_backfill_takes_no_seq_and_is_not_held(redis_client):
     assert await store_backfill(HOST, 90.0, '{"type":"metrics"}')
     second = await store(101.0)
     assert second["seq"] == 2
-    missed = await load_missed(HOST, 0, first["epoch"])
+    missed = await load_missed(HOST, 0, first["epoch"], BUDGET)
     assert missed.texts == [first["text"], second["text"]]
 
 
 async def test_missed_snapshots_are_those_after_since_oldest_first(redis_client):
     stored = [await store(100.0 + n) for n in range(4)]
-    missed = await load_missed(HOST, 1, stored[0]["epoch"])
+    missed = await load_missed(HOST, 1, stored[0]["epoch"], BUDGET)
     assert missed.recovered
     assert missed.texts == [event["text"] for event in stored[1:]]
 
 
 async def test_nothing_missed_at_the_last_seq_is_recovered(redis_client):
     stored = await store(100.0)
-    missed = await load_missed(HOST, 1, stored["epoch"])
+    missed = await load_missed(HOST, 1, stored["epoch"], BUDGET)
     assert (missed.recovered, missed.texts) == (True, [])
 
 
 @pytest.mark.parametrize("since", [2, 10**17])
 async def test_since_ahead_of_the_stream_is_not_recovered(redis_client, since):
     stored = await store(100.0)
-    missed = await load_missed(HOST, since, stored["epoch"])
+    missed = await load_missed(HOST, since, stored["epoch"], BUDGET)
     assert (missed.recovered, missed.texts) == (False, [])
 
 
 async def test_another_epoch_is_not_recovered(redis_client):
     await store(100.0)
-    missed = await load_missed(HOST, 0, "0" * 16)
+    missed = await load_missed(HOST, 0, "0" * 16, BUDGET)
     assert (missed.recovered, missed.texts) == (False, [])
 
 
 async def test_a_host_never_stored_is_not_recovered(redis_client):
-    missed = await load_missed(HOST, 0, "0" * 16)
+    missed = await load_missed(HOST, 0, "0" * 16, BUDGET)
     assert not missed.recovered
     assert not missed.state.known
 
@@ -109,7 +112,7 @@ async def test_a_lost_counter_starts_a_new_epoch_and_drops_what_was_held(
     after = await store(102.0)
     assert after["seq"] == 1
     assert after["epoch"] != before["epoch"]
-    assert not (await load_missed(HOST, 1, before["epoch"])).recovered
+    assert not (await load_missed(HOST, 1, before["epoch"], BUDGET)).recovered
     assert redis_client.xlen(stream_key(HOST)) == 1
 
 
@@ -125,7 +128,16 @@ async def test_snapshots_that_arrived_longer_ago_than_history_keeps_are_dropped(
     second = await store(101.0)
     assert (second["seq"], second["epoch"]) == (2, epoch)
     assert redis_client.xlen(key) == 1
-    assert not (await load_missed(HOST, 0, epoch)).recovered
-    missed = await load_missed(HOST, 1, epoch)
+    assert not (await load_missed(HOST, 0, epoch, BUDGET)).recovered
+    missed = await load_missed(HOST, 1, epoch, BUDGET)
     assert (missed.recovered, missed.texts) == (True, [second["text"]])
     assert redis_client.ttl(key) > settings.METRICS_HISTORY_SECONDS
+
+
+async def test_more_missed_than_the_budget_is_not_recovered(redis_client):
+    stored = [await store(100.0 + n) for n in range(3)]
+    size = sum(len(event["text"]) for event in stored[1:])
+    epoch = stored[0]["epoch"]
+    assert (await load_missed(HOST, 1, epoch, size)).recovered
+    missed = await load_missed(HOST, 1, epoch, size - 1)
+    assert (missed.recovered, missed.texts) == (False, [])

@@ -132,6 +132,24 @@ async def test_since_older_than_what_is_held_is_not_recovered(
     assert await comm.receive_nothing(timeout=0.3)
 
 
+async def test_more_missed_than_half_the_send_buffer_is_not_recovered(
+    communicator, access_token, settings
+):
+    stored = await store(3)
+    # Two of them fit in half the buffer; three do not.
+    settings.METRICS_WS_SEND_BUFFER_BYTES = 2 * sum(len(e["text"]) for e in stored[1:])
+    epoch = stored[0]["epoch"]
+    comm = await connect(communicator, access_token, f"since=1&epoch={epoch}")
+    assert (await comm.receive_json_from(timeout=5))["recovered"] is True
+    comm = await connect(communicator, access_token, f"since=0&epoch={epoch}")
+    assert await comm.receive_json_from(timeout=5) == {
+        "type": "resume",
+        "recovered": False,
+        "host": HOST,
+    }
+    assert await comm.receive_from(timeout=5) == stored[-1]["text"]
+
+
 @pytest.mark.parametrize(
     ("query", "complaint"),
     [
