@@ -81,7 +81,8 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         """Join and accept; or accept and close with 4001/4003/1011 (core.closes).
 
         The socket joins before the handshake completes, so a client receives
-        every snapshot published after it is open (and the latest before that).
+        every snapshot published after it is open (and the latest before that;
+        or, resuming with ?since=&epoch=, each one it missed: metrics.resume).
         """
         session = TokenSession.for_socket(self)
         if session is None:
