@@ -16,7 +16,7 @@ from accounts.tokens import refusal
 from core import closes, instruments
 from core.dispatch import DirectDispatch
 from core.scopes import query_value
-from metrics.directory import get_directory
+from metrics.access import choose_visible_host
 from metrics.fanout import get_fanout
 from metrics.permissions import can_watch
 from metrics.quotas import get_quota
@@ -78,7 +78,7 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
             await self.leave()
 
     async def connect(self) -> None:
-        """Join and accept; or accept and close with 4001/4003/1011 (core.closes).
+        """Join and accept; or accept and close with a code of core.closes.
 
         The socket joins before the handshake completes, so a client receives
         every snapshot published after it is open (and the latest before that;
@@ -92,7 +92,8 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
             await self.refuse(closes.PERMISSION_REQUIRED)
             return
         requested = query_value(self.scope, "host")
-        host = await get_directory().resolve(requested)
+        choice = await choose_visible_host(session.user_id, requested)
+        host = choice.host
         if host is None:
             await self.refuse(
                 closes.NO_SUCH_HOST if requested is not None else closes.NO_DEFAULT_HOST
@@ -114,6 +115,9 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
             get_registry().add(host)
             if not await session.still_valid():
                 await self.refuse(closes.USER_INACTIVE)
+                return
+            if not await choice.still_visible():
+                await self.refuse(closes.NO_SUCH_HOST)
                 return
             if point is not None:
                 missed = await load_missed(host, *point, replay_budget())
@@ -282,7 +286,8 @@ class MetricsConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         )
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
-        """The user was deactivated or deleted, or changed password: close, 4001."""
+        """The user was deactivated or deleted, or changed password (close 4001),
+        or may no longer see the host (4004, metrics.access)."""
         close = event.get("close", closes.USER_INACTIVE)
         if self.accepted:
             await self.close_with(close)
