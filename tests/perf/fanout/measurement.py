@@ -22,6 +22,7 @@ from tests.perf.fanout.report import (
     summarise_connect,
     summarise_cpu,
     summarise_memory,
+    summarise_wire,
 )
 from tests.perf.fanout.resources import (
     CpuSample,
@@ -98,7 +99,15 @@ async def warm_up(target: Target) -> None:
     """
     urls = target.client_urls(WARM_UP_SOCKETS * len(target.web))
     sockets = await asyncio.gather(
-        *(connect(url, origin=target.origin, open_timeout=STEP_TIMEOUT) for url in urls)
+        *(
+            connect(
+                url,
+                origin=target.origin,
+                open_timeout=STEP_TIMEOUT,
+                compression=target.compression,
+            )
+            for url in urls
+        )
     )
     await asyncio.sleep(SETTLE)
     await asyncio.gather(*(ws.close() for ws in sockets))
@@ -118,6 +127,7 @@ async def connect_storm(
             "origin": target.origin,
             "open_timeout": args.connect_timeout,
             "hosts": hosts[index::processes] if hosts else None,
+            "compression": target.compression,
         }
         for index in range(processes)
     ]
@@ -157,11 +167,13 @@ async def measure_window(
     warm, warm_complete = await wait_for_warm_up(
         target, pool, last_handshake, args.interval
     )
+    bytes_before = await pool.received_bytes()
     before = await sample_cpu(target, pool)
     last = warm + args.broadcasts
     logger.info("%s: measuring %d broadcasts", target.name, args.broadcasts)
     complete = await wait_for_window(target, pool, last, args, grace)
     after = await sample_cpu(target, pool)
+    bytes_after = await pool.received_bytes()
     window = target.broadcasts[warm + 1 : last + 1]
     collected = await pool.request_all(
         "collect",
@@ -182,6 +194,7 @@ async def measure_window(
             "grace_s": grace,
         },
         **results,
+        "wire": summarise_wire(bytes_after - bytes_before, results["deliveries"]),
         "cpu": summarise_cpu(
             before,
             after,

@@ -1,8 +1,10 @@
 """The servers under test, started, watched and stopped by the tool.
 
 "bare" is tests/perf/bare_server.py; "service" is `manage.py runservice` on a fresh
-database with a Redis prefix of its own. Each runs in a process group of its own
-(Ctrl-C reaches the tool, which stops it) with its output in the run's directory.
+database with a Redis prefix of its own; "deflate" is "service" again, on a database
+of its own, with clients that offer permessage-deflate. Each runs in a process group
+of its own (Ctrl-C reaches the tool, which stops it) with its output in the run's
+directory.
 """
 
 import asyncio
@@ -110,6 +112,8 @@ class Target:
     """A server under test: started, described, watched and stopped by the tool."""
 
     name = ""
+    # What the clients offer: "deflate" (permessage-deflate) or None (nothing).
+    compression: str | None = None
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -434,6 +438,18 @@ class ServiceTarget(Target):
                 logger.info("%s: deleted %d Redis keys of the run", self.name, deleted)
             finally:
                 await self.redis.aclose()
+
+
+class DeflateTarget(ServiceTarget):
+    """The service again, its clients offering permessage-deflate (as browsers do)."""
+
+    name = "deflate"
+    database = "deflate.sqlite3"
+    log_name = "runservice-deflate.log"
+    compression = "deflate"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "client_compression": "permessage-deflate"}
 
 
 def seed_database(
