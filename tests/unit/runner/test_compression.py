@@ -49,11 +49,9 @@ def test_a_smaller_server_window_is_declined_for_the_next_offer_or_plain_frames(
     assert accept_deflate([small, full]).offer is full
 
 
-@pytest.fixture
-def compressing_socket(monkeypatch):
+def open_compressing_socket() -> tuple[WebSocketServerProtocol, StringTransport]:
     """An autobahn server protocol over a memory transport, after a handshake in
     which a client offered permessage-deflate as browsers do."""
-    monkeypatch.setattr(extensions.READY_FRAMES, "active", True)
     factory = WebSocketServerFactory()
     factory.protocol = WebSocketServerProtocol
     factory.setProtocolOptions(perMessageCompressionAccept=accept_deflate)
@@ -65,6 +63,13 @@ def compressing_socket(monkeypatch):
     assert protocol.state == WebSocketServerProtocol.STATE_OPEN
     transport.clear()
     return protocol, transport
+
+
+@pytest.fixture
+def compressing_socket(monkeypatch):
+    """One compressing socket, with ready-frames on."""
+    monkeypatch.setattr(extensions.READY_FRAMES, "active", True)
+    return open_compressing_socket()
 
 
 def read_messages(data: bytes) -> list[str]:
@@ -99,10 +104,15 @@ def test_shared_frames_and_autobahns_compressed_messages_mix(compressing_socket)
     assert read_messages(transport.value()) == sent
 
 
-def test_every_text_message_is_deflated_once_and_shared_alike(compressing_socket):
-    protocol, _ = compressing_socket
+def test_a_snapshot_is_deflated_once_for_every_compressing_socket(
+    compressing_socket,
+):
+    first, _ = compressing_socket
+    second, _ = open_compressing_socket()
     shared = SharedText('{"type":"metrics"}' * 30)
-    assert extensions.ready_frame(protocol, shared) is shared.deflated_frame
+    frame = extensions.ready_frame(first, shared)
+    assert frame is shared.deflated_frame
+    assert extensions.ready_frame(second, shared) is frame
     # A socket's own message gets a frame made for it alone, compressed the same way.
-    frame = extensions.ready_frame(protocol, '{"type":"pong"}' * 30)
-    assert frame == SharedText('{"type":"pong"}' * 30).deflated_frame
+    own = extensions.ready_frame(second, '{"type":"pong"}' * 30)
+    assert own == SharedText('{"type":"pong"}' * 30).deflated_frame
