@@ -102,6 +102,9 @@ def test_tool_measures_compressing_clients_beside_plain_ones(redis_sync):
         assert target["deliveries"] == CLIENTS * BROADCASTS, name
         # Each delivery is at least a frame's header on the wire.
         assert target["wire"]["bytes_per_delivery"] > 2, name
+        # The workers' own figure, from /metrics, of each broadcast of the window.
+        assert target["server_delivery"]["snapshots"] >= BROADCASTS, name
+        assert target["server_delivery"]["mean_ms"] > 0, name
     assert report["deflate"]["client_compression"] == "permessage-deflate"
     weighed = report["deflate_vs_plain"]
     # A snapshot is JSON: compressed, it is well under its plain size.

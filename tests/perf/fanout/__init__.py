@@ -19,7 +19,9 @@ latency over all deliveries, lost and duplicated messages, disconnections, and C
 time of the server's web processes (per delivery), of the publisher and Redis, and
 of the tool's own client processes (whether they were saturated, which would make
 the figures the tool's rather than the server's), and the bytes the clients read
-from TCP (the frames as sent) per delivery.
+from TCP (the frames as sent) per delivery. For the service, also its workers' own
+mean time from publication to the write to their last socket (from /metrics, which
+the tool turns on with a token of the run's), which no client's work delays.
 
 With --compress, the run measures "service" (its clients offer nothing, and get
 plain frames) and then "deflate": runservice again, on a database of its own, its

@@ -22,6 +22,7 @@ from tests.perf.fanout.report import (
     summarise_connect,
     summarise_cpu,
     summarise_memory,
+    summarise_server_delivery,
     summarise_wire,
 )
 from tests.perf.fanout.resources import (
@@ -168,12 +169,14 @@ async def measure_window(
         target, pool, last_handshake, args.interval
     )
     bytes_before = await pool.received_bytes()
+    delivered_before = await delivered(target)
     before = await sample_cpu(target, pool)
     last = warm + args.broadcasts
     logger.info("%s: measuring %d broadcasts", target.name, args.broadcasts)
     complete = await wait_for_window(target, pool, last, args, grace)
     after = await sample_cpu(target, pool)
     bytes_after = await pool.received_bytes()
+    delivered_after = await delivered(target)
     window = target.broadcasts[warm + 1 : last + 1]
     collected = await pool.request_all(
         "collect",
@@ -195,6 +198,7 @@ async def measure_window(
         },
         **results,
         "wire": summarise_wire(bytes_after - bytes_before, results["deliveries"]),
+        "server_delivery": summarise_server_delivery(delivered_before, delivered_after),
         "cpu": summarise_cpu(
             before,
             after,
@@ -203,6 +207,13 @@ async def measure_window(
             service=isinstance(target, ServiceTarget),
         ),
     }
+
+
+async def delivered(target: Target) -> tuple[float, float] | None:
+    """The service's own delivery figures so far (None for the bare server)."""
+    if not isinstance(target, ServiceTarget):
+        return None
+    return await asyncio.to_thread(target.delivered)
 
 
 async def sample_cpu(target: Target, pool: ClientPool) -> CpuSample:

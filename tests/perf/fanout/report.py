@@ -195,6 +195,21 @@ def summarise_wire(received: int, deliveries: int) -> dict[str, Any]:
     }
 
 
+def summarise_server_delivery(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> dict[str, Any] | None:
+    """The web workers' own figure over the window: the mean time from a
+    snapshot's publication to the end of its write to a worker's last socket, with
+    no client's work in it (None where the server does not report it)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    count = after[1] - before[1]
+    return {
+        "snapshots": int(count),
+        "mean_ms": round((after[0] - before[0]) / count * 1000, 2),
+    }
+
+
 def summarise_cpu(
     before: CpuSample,
     after: CpuSample,
@@ -259,6 +274,7 @@ FIGURES = {
 COMPRESSION_FIGURES = {
     **FIGURES,
     "wire_bytes_per_delivery": ("wire", "bytes_per_delivery"),
+    "server_delivery_mean": ("server_delivery", "mean_ms"),
 }
 # The issue's bound on compressing clients: p95 publish -> last client and CPU per
 # delivery at most this many times the plain clients'.
