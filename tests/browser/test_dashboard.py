@@ -21,6 +21,7 @@ from agent.devices import DEFAULT_NET_EXCLUDE, excluded
 from tests.browser.conftest import ARTIFACTS, SERVICE_ENV
 from tests.conftest import PASSWORD
 from tests.support import processes
+from tests.support.clients import metrics_url
 from tests.support.hosts import host_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -203,6 +204,37 @@ def test_values_change_between_two_snapshots(service, user, page):
     assert float(after["last"]) > float(before["last"])
     assert int(after["points"]) > int(before["points"])
     assert page.locator("#last-update").inner_text() != "—"
+
+
+def test_chromium_compresses_with_the_server_and_reads_what_it_sends(
+    service, user, page
+):
+    log_in(page, service)
+    expect_live(page)  # the dashboard's own socket, compressed as below
+    url = metrics_url(service, session_tokens(page)["access"])
+    # A socket of the page's own: its first snapshot, then a ping of Chromium's
+    # compressing (with the small window the server asks for) and the pong.
+    seen = page.evaluate(
+        """(url) => new Promise((resolve, reject) => {
+            const ws = new WebSocket(url);
+            const types = [];
+            ws.onmessage = (event) => {
+                types.push(JSON.parse(event.data).type);
+                if (types.length === 1) ws.send(JSON.stringify({type: "ping"}));
+                if (types.includes("pong")) {
+                    resolve({extensions: ws.extensions, types});
+                    ws.close();
+                }
+            };
+            ws.onclose = () => reject(new Error("closed"));
+        })""",
+        url,
+    )
+    assert seen["extensions"] == (
+        "permessage-deflate; client_max_window_bits=9; server_no_context_takeover"
+    )
+    assert seen["types"][0] == "metrics"
+    assert "pong" in seen["types"]
 
 
 def test_charts_hold_history_right_after_load(service, user, context, page):

@@ -124,6 +124,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(instead of bare and service)",
     )
     parser.add_argument(
+        "--compress",
+        action="store_true",
+        help="measure the service with plain clients, then with clients offering "
+        "permessage-deflate, as browsers do (instead of bare and service)",
+    )
+    parser.add_argument(
         "--redis-url",
         type=redis_url,
         help="Redis for the service (default: 127.0.0.1:6379 if it answers, "
@@ -142,8 +148,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--hosts must not exceed --clients (each host needs a viewer)")
     if args.only == "hosts" and args.hosts is None:
         parser.error("--only hosts needs --hosts")
-    if args.only == "bare" and args.hosts is not None:
-        parser.error("--only bare cannot be used with --hosts")
+    if args.only in ("bare", "deflate") and args.hosts is not None:
+        parser.error(f"--only {args.only} cannot be used with --hosts")
+    if args.compress and (args.hosts is not None or args.only):
+        parser.error("--compress cannot be used with --hosts or --only")
     return args
 
 
