@@ -7,6 +7,8 @@ several deployments, or a test run, share one Redis server without seeing each o
 |---|---|---|
 | `P:host:...:latest` | a host's latest snapshot event, 3 intervals | metrics.store |
 | `P:host:...:history` | a host's snapshot texts by timestamp | metrics.store |
+| `P:host:...:offsets` | a host's last `seq` and its `epoch` | metrics.store |
+| `P:host:...:stream` | a host's live snapshots by `seq`, to resume | metrics.store |
 | `P:host:...:state` | a host's last sight, interval, lease | metrics.hoststate |
 | `P:host:...:leader` | a host's leading local publisher | metrics.leadership |
 | `P:fleet:leader` | the web process that builds the fleet frame | metrics.leadership |

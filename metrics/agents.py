@@ -44,7 +44,7 @@ from metrics.events import (
 from metrics.hoststate import LOST, HostLease, load_host_state
 from metrics.ingest import Snapshot, SnapshotError, parse_frame
 from metrics.ratelimit import TokenBucket
-from metrics.store import LATEST_TTL_INTERVALS, store_backfill, store_snapshot
+from metrics.store import LATEST_TTL_INTERVALS, publish_snapshot, store_backfill
 from metrics.viewers import count_viewers
 
 logger = logging.getLogger(__name__)
@@ -290,12 +290,14 @@ class AgentConsumer(DirectDispatch, AsyncWebsocketConsumer):
         )
         event = make_event(message, taken_at, self.host, self.interval)
         period = self.interval if self.live else self.idle_interval or self.interval
-        await store_snapshot(
-            event, ttl=LATEST_TTL_INTERVALS * period, clock_skew=self.clock_skew
+        await publish_snapshot(
+            self.channel_layer,
+            event,
+            ttl=LATEST_TTL_INTERVALS * period,
+            clock_skew=self.clock_skew,
         )
         self.last_ts = taken_at
         instruments.snapshots_ingested.labels("live").inc()
-        await self.channel_layer.group_send(host_group(self.host), event)
 
     async def store_backfill(self, snapshot: Snapshot) -> None:
         """Put a snapshot taken while the agent was away into the host's history

@@ -10,8 +10,9 @@ from core import closes, instruments
 from core.scopes import query_value
 from metrics.access import choose_visible_host
 from metrics.fanout import get_fanout
+from metrics.resume import Replayed, parse_resume, replay_budget, resume_frame
 from metrics.sockets import ViewerConsumer
-from metrics.store import load_latest
+from metrics.store import load_latest, load_missed
 from metrics.viewers import get_registry
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ class MetricsConsumer(ViewerConsumer):
     host = ""
     # Publish time of the snapshot sent on connect: the first broadcast may repeat it.
     sent_on_connect: float | None = None
+    # A resumed socket's snapshots sent from the held stream: broadcasts may repeat
+    # them until the first newer one.
+    replayed: Replayed | None = None
     # Broadcasts that arrive from joining until connect() has sent what it holds.
     held: list[tuple[float | None, str]] | None = None
 
@@ -38,7 +42,8 @@ class MetricsConsumer(ViewerConsumer):
         """Join and accept; or accept and close with a code of core.closes.
 
         The socket joins before the handshake completes, so a client receives
-        every snapshot published after it is open (and the latest before that).
+        every snapshot published after it is open (and the latest before that;
+        or, resuming with ?since=&epoch=, each one it missed: metrics.resume).
         """
         session = await self.authenticate()
         if session is None:
@@ -53,6 +58,8 @@ class MetricsConsumer(ViewerConsumer):
             return
         self.host = host
         self.user_id = session.user_id
+        point, problem = parse_resume(self.scope)
+        latest = missed = None
         try:
             if not await self.take_place():
                 return
@@ -67,20 +74,32 @@ class MetricsConsumer(ViewerConsumer):
             if not await choice.still_visible():
                 await self.refuse(closes.NO_SUCH_HOST)
                 return
-            latest, state = await load_latest(host, not_before=joined_at)
+            if point is not None:
+                missed = await load_missed(host, *point, replay_budget())
+                state = missed.state
+            if missed is None or not missed.recovered:
+                latest, state = await load_latest(host, not_before=joined_at)
         except (RedisError, OSError) as error:
             logger.warning("Redis unavailable on connect: %s", error)
             await self.refuse(closes.DATA_STORE_UNAVAILABLE)
             return
         if not await self.open_session(session):
             return
-        if latest is not None:
+        if problem is not None:
+            await self.send_error(problem)
+        if missed is not None:
+            await self.send_json(resume_frame(missed))
+        if missed is not None and missed.recovered:
+            for text in missed.texts:
+                await self.send(text_data=text)
+            self.replayed = Replayed.of(point, missed)
+        elif latest is not None:
             await self.send(text_data=latest["text"])
             self.sent_on_connect = latest["ts"]
         # Sent in order even if sending yields and more arrive meanwhile.
         while self.held:
             published_at, text = self.held.pop(0)
-            if not self.sent_already(published_at):
+            if not self.sent_already(published_at, text):
                 await self.send(text_data=text)
                 instruments.snapshots_delivered.inc()
         self.held = None
@@ -110,11 +129,13 @@ class MetricsConsumer(ViewerConsumer):
         if self.held is not None:
             self.held.append((published_at, text))
             return False
-        # Only the first broadcast after connecting can repeat the one sent then.
-        repeated = self.sent_already(published_at)
+        # Only the first broadcast after connecting can repeat the one sent then;
+        # after resuming, those until the first newer than the replayed ones.
+        repeated = self.sent_already(published_at, text)
         self.sent_on_connect = None
         if repeated:
             return False
+        self.replayed = None
         await self.base_send({"type": "websocket.send", "text": text})
         return True
 
@@ -123,8 +144,11 @@ class MetricsConsumer(ViewerConsumer):
         if self.held is None:
             await self.base_send({"type": "websocket.send", "text": text})
 
-    def sent_already(self, published_at: float | None) -> bool:
-        """Whether a snapshot is the one sent on connect, or older than it."""
+    def sent_already(self, published_at: float | None, text: str) -> bool:
+        """Whether a snapshot is one replayed on resuming; or the one sent on
+        connect, or older than it."""
+        if self.replayed is not None:
+            return self.replayed.covers(text)
         return (
             self.sent_on_connect is not None
             and published_at is not None

@@ -87,6 +87,9 @@ class Fanout:
         self.watchdogs: dict[str, asyncio.TimerHandle] = {}
         # The fleet viewers, and the fleet events they get.
         self.fleet = FleetFanout(self.channel_layer)
+        # Whether the channel is in the fleet group (from the first fleet socket
+        # until the last has left and the builder stopped).
+        self.in_fleet = False
 
     async def join(self, member: Member) -> None:
         """Start delivering `member`'s host's events to it.
@@ -142,7 +145,7 @@ class Fanout:
     async def close_if_idle(self) -> None:
         """Drop the channel and leave the revocations group once the process has
         no sockets left (under the lock)."""
-        if self.members or self.fleet.members:
+        if self.members or self.in_fleet:
             return
         channel, self.channel = self.channel, None
         self.task.cancel()
@@ -156,8 +159,9 @@ class Fanout:
         the process a member of the fleet group and starts its builder."""
         async with self.lock:
             await self.open()
-            if not self.fleet.members:
+            if not self.in_fleet:
                 await self.channel_layer.group_add(FLEET_GROUP, self.channel)
+                self.in_fleet = True
                 self.fleet.builder.start()
             self.fleet.members.add(member)
 
@@ -168,8 +172,9 @@ class Fanout:
             return
         self.fleet.members.discard(member)
         async with self.lock:
-            if self.channel is None or self.fleet.members:
+            if self.fleet.members or not self.in_fleet:
                 return
+            self.in_fleet = False
             self.fleet.watch(frozenset())
             await self.fleet.builder.stop()
             await self.channel_layer.group_discard(FLEET_GROUP, self.channel)

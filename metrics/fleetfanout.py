@@ -108,7 +108,9 @@ class FleetFanout:
                 logger.error("Could not read a user's hosts", exc_info=visible)
                 continue
             by_set[visible].extend(viewers)
-        self.watch(frozenset().union(*by_set))
+        seen = frozenset().union(*by_set)
+        # A socket that joined meanwhile added hosts this frame did not ask about.
+        self.watch(seen if self.members == set(members) else self.watched | seen)
         written = 0
         for visible, viewers in by_set.items():
             shared = SharedText(fleet_frame(event, visible))

@@ -19,10 +19,10 @@ from agent.collectors import HostCollector
 from agent.schedule import next_tick
 from agent.snapshots import build_snapshot
 from core.redis import get_redis
-from metrics.events import host_group, make_event
+from metrics.events import make_event
 from metrics.hoststate import LOST, HostLease
 from metrics.leadership import LeaderLock, host_leader_key
-from metrics.store import LATEST_TTL_INTERVALS, save_heartbeat, store_snapshot
+from metrics.store import LATEST_TTL_INTERVALS, publish_snapshot, save_heartbeat
 from metrics.viewers import count_viewers
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ class Publisher:
         snapshot = build_snapshot(data, datetime.fromtimestamp(published_at, tz=UTC))
         event = make_event(snapshot, published_at, self.host, self.interval)
         ttl = LATEST_TTL_INTERVALS * (self.period or self.interval)
-        await store_snapshot(event, ttl=ttl)
-        await self.channel_layer.group_send(host_group(self.host), event)
+        event = await publish_snapshot(self.channel_layer, event, ttl=ttl)
         self.published += 1
         logger.debug("Published snapshot %s", snapshot["timestamp"])
         return event

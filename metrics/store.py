@@ -4,6 +4,7 @@ drawn; and the leading local publisher's heartbeat."""
 
 import functools
 import json
+import secrets
 import socket
 import time
 from typing import Any, NamedTuple
@@ -15,6 +16,7 @@ from core.keys import redis_key
 from core.loop_local import LoopLocal
 from core.redis import LuaScript, get_redis, get_sync_redis
 from core.singleflight import SingleFlight
+from metrics.events import host_group
 from metrics.hoststate import STATE_TTL_SECONDS, HostState, parse_state, state_key
 
 
@@ -49,20 +51,64 @@ _ADD_ONCE = LuaScript(
     ADD_ONCE_FUNCTION + "return add_once(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 )
 
-# A live snapshot, in one command: the latest (the event, expiring), the history
-# (once per timestamp), the host's last sight. KEYS: latest, history, state. ARGV:
-# the event (JSON), its expiry in ms, then add_once's four, then when it arrived
-# (the server's clock: an agent's may be off), clock skew (0/1) and the seconds
-# the state outlives this.
+# The live snapshots of a host held for resuming sockets (metrics.resume), by
+# offset: a Redis Stream whose entry IDs are `<seq>-0`, each with the time it
+# arrived (`at`, the server's clock) and its text; entries that arrived more than
+# METRICS_HISTORY_SECONDS ago are deleted on each store, oldest first.
+# KEYS: stream. ARGV: seq, arrival, text, trim-before (arrival), seconds the key
+# outlives this. The function is part of _STORE.
+HOLD_FUNCTION = """
+local function hold(key, seq, at, text, trim_before, ttl)
+    redis.call('XADD', key, seq .. '-0', 'at', at, 'text', text)
+    while true do
+        local oldest = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
+        if oldest == nil or tonumber(oldest[2][2]) >= tonumber(trim_before) then
+            break
+        end
+        redis.call('XDEL', key, oldest[1])
+    end
+    redis.call('EXPIRE', key, ttl)
+end
+"""
+
+# A live snapshot, in one command: its offset (the host's next `seq`, in its
+# `epoch`, a new random one if Redis has none: it lost the counter), spliced into
+# its text before the closing brace; then the latest (the event, expiring), the
+# history (once per timestamp; the text as given, like backfill's), the held
+# stream, the host's last sight. KEYS:
+# latest, history, state, offsets, stream. ARGV: the event without its text (JSON),
+# its text (JSON), its expiry in ms, then add_once's score, trim-before and ttl,
+# then when it arrived (the server's clock: an agent's may be off), clock skew
+# (0/1), the seconds the state (and the offsets) outlive this, a new epoch, and
+# hold's trim-before. Returns the seq, the epoch and the text as stored.
 _STORE = LuaScript(
     ADD_ONCE_FUNCTION
+    + HOLD_FUNCTION
     + """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-add_once(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+if redis.call('HSETNX', KEYS[4], 'epoch', ARGV[10]) == 1 then
+    -- A new epoch: whatever is held belongs to the lost one.
+    redis.call('DEL', KEYS[5])
+end
+local epoch = redis.call('HGET', KEYS[4], 'epoch')
+redis.call('EXPIRE', KEYS[4], ARGV[9])
+local text = string.sub(ARGV[2], 1, -2)
+    .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '"}'
+local event = string.sub(ARGV[1], 1, -2)
+    .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '","text":'
+    .. cjson.encode(text) .. '}'
+redis.call('SET', KEYS[1], event, 'PX', ARGV[3])
+add_once(KEYS[2], ARGV[4], ARGV[2], ARGV[5], ARGV[6])
+hold(KEYS[5], seq, ARGV[7], text, ARGV[11], ARGV[6])
 redis.call('HSET', KEYS[3], 'last_seen', ARGV[7], 'clock_skew', ARGV[8])
 redis.call('EXPIRE', KEYS[3], ARGV[9])
+return {seq, epoch, text}
 """
 )
+
+# Bytes of random in a new epoch (it is their hex: EPOCH_LENGTH characters).
+EPOCH_BYTES = 8
+EPOCH_LENGTH = 2 * EPOCH_BYTES
 
 
 def latest_key(host: str) -> str:
@@ -75,39 +121,78 @@ def history_key(host: str) -> str:
     return redis_key("host", host, "history")
 
 
-def _history_args(ts: float, text: str) -> list[Any]:
+def offsets_key(host: str) -> str:
+    """The key of a host's offsets: its last `seq` and its `epoch`."""
+    return redis_key("host", host, "offsets")
+
+
+def stream_key(host: str) -> str:
+    """The key of a host's live snapshots held by offset."""
+    return redis_key("host", host, "stream")
+
+
+def _history_window(ts: float) -> tuple[str, str, int]:
+    """add_once's score, trim-before score and key lifetime for a timestamp."""
     keep = settings.METRICS_HISTORY_SECONDS
-    return [repr(ts), text, repr(ts - keep), int(keep) + 60]
+    return repr(ts), repr(ts - keep), int(keep) + 60
 
 
 async def store_snapshot(
     event: dict[str, Any], ttl: float, clock_skew: bool = False
-) -> None:
-    """Store a live snapshot event of its host: as the latest (expiring after `ttl`
-    s), in the history (once per timestamp), and its arrival (now) as the host's
-    last sight.
+) -> dict[str, Any]:
+    """Store a live snapshot event of its host and return it as stored: its text
+    carrying its offset (`seq` and `epoch`, also fields of the event).
 
-    History keeps METRICS_HISTORY_SECONDS of snapshots; older ones are trimmed here,
-    so the set stays bounded whatever the interval.
+    It is stored as the latest (expiring after `ttl` s), in the history (once per
+    timestamp), in the stream held for resuming sockets, and its arrival (now) as
+    the host's last sight. History and stream keep METRICS_HISTORY_SECONDS of
+    snapshots; older ones are trimmed here, so they stay bounded whatever the
+    interval.
     """
     host = event["host"]
-    await _STORE.run(
-        [latest_key(host), history_key(host), state_key(host)],
+    now = time.time()
+    keep = settings.METRICS_HISTORY_SECONDS
+    meta = {key: value for key, value in event.items() if key != "text"}
+    seq, epoch, text = await _STORE.run(
         [
-            json.dumps(event),
+            latest_key(host),
+            history_key(host),
+            state_key(host),
+            offsets_key(host),
+            stream_key(host),
+        ],
+        [
+            json.dumps(meta),
+            event["text"],
             int(ttl * 1000),
-            *_history_args(event["ts"], event["text"]),
-            repr(time.time()),
+            *_history_window(event["ts"]),
+            repr(now),
             int(clock_skew),
             STATE_TTL_SECONDS,
+            secrets.token_hex(EPOCH_BYTES),
+            repr(now - keep),
         ],
     )
+    return {**event, "seq": seq, "epoch": epoch.decode(), "text": text.decode()}
+
+
+async def publish_snapshot(
+    channel_layer: Any, event: dict[str, Any], ttl: float, clock_skew: bool = False
+) -> dict[str, Any]:
+    """Store a live snapshot event (store_snapshot), then send it as stored to its
+    host's viewers; return it."""
+    stored = await store_snapshot(event, ttl, clock_skew)
+    await channel_layer.group_send(host_group(event["host"]), stored)
+    return stored
 
 
 async def store_backfill(host: str, ts: float, text: str) -> bool:
     """Put a snapshot taken while its agent was away into the host's history (once
     per timestamp); return whether it was new."""
-    return bool(await _ADD_ONCE.run([history_key(host)], _history_args(ts, text)))
+    score, trim_before, ttl = _history_window(ts)
+    return bool(
+        await _ADD_ONCE.run([history_key(host)], [score, text, trim_before, ttl])
+    )
 
 
 async def save_heartbeat(wall_time: float, interval: float) -> None:
@@ -145,6 +230,66 @@ def load_history(host: str, since: float) -> tuple[list[str], HostState]:
         pipe.hgetall(state_key(host))
         texts, state = pipe.execute()
     return [text.decode() for text in texts], parse_state(state, time.time())
+
+
+# What a resuming socket missed, in one command: whether every live snapshot of
+# the host after `since` is still held in `epoch`, and they come to at most
+# `max_bytes`; if so their texts, oldest first; with the host's state. KEYS:
+# offsets, stream, state. ARGV: since, epoch, max_bytes. Returns {recovered (0/1),
+# the state's fields and values, the texts...}.
+_MISSED = LuaScript(
+    """
+local state = redis.call('HGETALL', KEYS[3])
+local offsets = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+local seq, since = tonumber(offsets[1]), tonumber(ARGV[1])
+if seq == nil or offsets[2] ~= ARGV[2] or since > seq then
+    return {0, state}
+end
+local reply = {1, state}
+if since == seq then
+    return reply
+end
+local first = string.format('%d-0', since + 1)
+local held = redis.call('XRANGE', KEYS[2], first, '+')
+if held[1] == nil or held[1][1] ~= first then
+    return {0, state}
+end
+local size = 0
+for _, entry in ipairs(held) do
+    size = size + #entry[2][4]
+    if size > tonumber(ARGV[3]) then
+        return {0, state}
+    end
+    reply[#reply + 1] = entry[2][4]
+end
+return reply
+"""
+)
+
+
+class Missed(NamedTuple):
+    """What a resuming socket missed: whether it is all held (`recovered`), the
+    texts of those snapshots, oldest first, and the host's state."""
+
+    recovered: bool
+    texts: list[str]
+    state: HostState
+
+
+async def load_missed(host: str, since: int, epoch: str, max_bytes: int) -> Missed:
+    """Return the live snapshots of a host after offset `since` of `epoch`, if
+    every one of them is still held and they come to at most `max_bytes` (else
+    none), and the host's state."""
+    recovered, state, *texts = await _MISSED.run(
+        [offsets_key(host), stream_key(host), state_key(host)],
+        [since, epoch, max_bytes],
+    )
+    fields = dict(zip(state[::2], state[1::2], strict=True))
+    return Missed(
+        bool(recovered),
+        [text.decode() for text in texts],
+        parse_state(fields, time.time()),
+    )
 
 
 _latest_reads: LoopLocal[SingleFlight[Latest]] = LoopLocal(SingleFlight)

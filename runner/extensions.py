@@ -17,7 +17,7 @@ backend keeps a Redis client of its own (core.cache) instead of Django's `_cache
 |---|---|---|---|
 | send-buffer | Twisted FileDescriptor dataBuffer, offset, _tempDataLen | the byte bound on a slow client (METRICS_WS_SEND_BUFFER_BYTES) | only the slow-client timeout drops it |
 | direct-write | Twisted tcp.Connection TLS, writeSomeData | a snapshot goes straight to the kernel | written on the reactor's next turn |
-| ready-frames | autobahn WebSocketProtocol send_state, send_queue, _perMessageCompress | a snapshot framed once per process, whatever its size | autobahn frames it for each socket, and refuses one over --websocket-max-message-size |
+| ready-frames | autobahn WebSocketProtocol send_state, send_queue, _perMessageCompress | a snapshot framed (and compressed) once per process, whatever its size; no compressor kept per socket | autobahn frames (and compresses) it for each socket, keeping a compressor (~256 KiB) on each socket it compressed for, and refuses one over --websocket-max-message-size |
 | lazy-pformat | autobahn.websocket.protocol pformat, Timings.__str__ | no unlogged pretty-printing per connect | autobahn formats it for each connect |
 """  # noqa: E501 - a table reads best unwrapped
 
@@ -30,9 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from autobahn.websocket import protocol as autobahn_protocol
+from autobahn.websocket.compress import PerMessageDeflate, PerMessageDeflateOffer
 from twisted.internet import abstract, tcp
 
-from core.frames import SharedText
+from core.frames import DEFLATE_WINDOW_BITS, SharedText
+from runner.compression import accept_deflate
 
 logger = logging.getLogger(__name__)
 
@@ -208,18 +210,43 @@ DIRECT_WRITE = Extension(
 # --- ready-frames: one frame for every socket -----------------------------------------
 
 
-def takes_ready_frame(protocol: autobahn_protocol.WebSocketProtocol, text: str) -> bool:
-    """Whether a SharedText can be written as its ready-made frame, bypassing
-    autobahn: only between messages on an open socket with nothing queued, and with
-    no compression or fragmentation negotiated."""
-    return (
+def ready_frame(
+    protocol: autobahn_protocol.WebSocketProtocol, content: object
+) -> bytes | None:
+    """The frame to write for a text message, bypassing autobahn: a SharedText's
+    ready-made frame (any other str is made one for this socket alone), deflated
+    where the socket compresses each message on its own with the window the shared
+    payload uses (runner.compression). None where autobahn must send it: the
+    extension off, not between messages on an open socket with nothing queued,
+    compression of another kind, or fragmentation."""
+    if not (
         READY_FRAMES.active
-        and isinstance(text, SharedText)
+        and isinstance(content, str)
         and protocol.state == protocol.STATE_OPEN
         and protocol.send_state == protocol.SEND_STATE_GROUND
         and not protocol.send_queue
-        and protocol._perMessageCompress is None
-        and not 0 < protocol.autoFragmentSize < len(text.frame)
+    ):
+        return None
+    text = content if isinstance(content, SharedText) else SharedText(content)
+    compression = protocol._perMessageCompress
+    if compression is None:
+        frame = text.frame
+    elif compresses_each_message_alike(compression):
+        frame = text.deflated_frame
+    else:
+        return None
+    if 0 < protocol.autoFragmentSize < len(frame):
+        return None
+    return frame
+
+
+def compresses_each_message_alike(compression: object) -> bool:
+    """Whether a socket's compression takes SharedText.deflated_frame as is:
+    permessage-deflate, each message on its own, with the same window."""
+    return (
+        isinstance(compression, PerMessageDeflate)
+        and compression.server_no_context_takeover
+        and compression.server_max_window_bits == DEFLATE_WINDOW_BITS
     )
 
 
@@ -235,6 +262,12 @@ def check_ready_frames() -> None:
         raise Unfit(f"a new connection no longer sets {', '.join(sorted(missing))}")
     for constant in ("STATE_OPEN", "SEND_STATE_GROUND"):
         getattr(ws, constant)  # an AttributeError if it is gone
+    # A socket that compressed as the server accepts (a browser's offer) must
+    # take the shared deflated frame.
+    accept = accept_deflate([PerMessageDeflateOffer()])
+    compression = PerMessageDeflate.create_from_offer_accept(True, accept)
+    if not compresses_each_message_alike(compression):
+        raise Unfit("PerMessageDeflate no longer keeps its server-side parameters")
 
 
 READY_FRAMES = Extension(

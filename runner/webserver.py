@@ -9,10 +9,16 @@ Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
   unacknowledged for METRICS_WS_SLOW_CLIENT_TIMEOUT seconds (checked every 2 s,
   counting the kernel's send queue too), its connection is dropped. Other clients
   are not delayed: daphne never blocks on one socket.
+- A client that offers permessage-deflate (browsers do) gets it, without the
+  server's context takeover (runner.compression); one that does not gets plain
+  frames.
 - A snapshot, sent as a SharedText (core.frames) to many sockets at once, is
-  framed once: each socket gets the same bytes written, without autobahn's
-  per-message work, and straight into the kernel when nothing is queued before
-  them (as asyncio's own transports do) instead of on the reactor's next turn.
+  framed once, and compressed once for every socket that compresses: each socket
+  gets the same bytes written, without autobahn's per-message work, and straight
+  into the kernel when nothing is queued before them (as asyncio's own transports
+  do) instead of on the reactor's next turn. A socket's own messages (pong,
+  error, auth) are framed the same way, for it alone, so that no compressor is
+  kept per socket.
   daphne's --websocket-max-message-size bounds what clients send; it does not
   stop a snapshot bigger than that from going out.
 - A close carries the application's reason (daphne 4.2 drops it), and may have
@@ -32,12 +38,13 @@ Run it exactly like daphne: `python -m runner.webserver [daphne arguments]`.
   5 s limit turns that wait into HTTP 403 for all of them at once. Give
   --websocket_connect_timeout to choose another limit.
 
-The byte bound on a slow client, the framing once and the straight write, and the
-lazy formatting use library internals: runner.extensions checks each at start-up
-and runs without it (slower) where it does not fit, or when
+The byte bound on a slow client, the framing (and compressing) once and the
+straight write, and the lazy formatting use library internals: runner.extensions
+checks each at start-up and runs without it (slower) where it does not fit, or when
 METRICS_SERVER_EXTENSIONS=0. Without them a slow client is still dropped, by the
-timeout alone, and autobahn sends each snapshot, refusing (and logging) any bigger
-than --websocket-max-message-size, a limit it applies both ways.
+timeout alone, and autobahn sends each snapshot, compressing it for each socket
+that compresses, and refusing (and logging) any bigger than
+--websocket-max-message-size, a limit it applies both ways.
 """
 
 import fcntl
@@ -56,6 +63,7 @@ from django.conf import settings
 from core import instruments
 from core.closes import fit_reason
 from runner import extensions
+from runner.compression import accept_deflate
 from runner.connections import GuardedHTTPFactory
 
 logger = logging.getLogger(__name__)
@@ -105,8 +113,9 @@ class BoundedWebSocketProtocol(ws_protocol.WebSocketProtocol):
     def serverSend(self, content, binary=False):
         if self.too_slow():
             return
-        if extensions.takes_ready_frame(self, content):
-            extensions.write_now(self.transport, content.frame)
+        frame = extensions.ready_frame(self, content)
+        if frame is not None:
+            extensions.write_now(self.transport, frame)
             return
         super().serverSend(content, binary)
 
@@ -156,10 +165,10 @@ def without_query_strings(action_logger: Callable) -> Callable:
 
 
 class WebServer(Server):
-    """daphne's server, whose WebSocket factory builds BoundedWebSocketProtocol and
-    closes oversized messages with 1009, whose HTTP factory guards what
-    connections it takes (runner.connections), and whose access log prints no
-    query strings; with the extensions that fit turned on."""
+    """daphne's server, whose WebSocket factory builds BoundedWebSocketProtocol,
+    closes oversized messages with 1009 and accepts permessage-deflate, whose HTTP
+    factory guards what connections it takes (runner.connections), and whose access
+    log prints no query strings; with the extensions that fit turned on."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -186,7 +195,9 @@ class WebServer(Server):
     @ws_factory.setter
     def ws_factory(self, factory: ws_protocol.WebSocketFactory) -> None:
         factory.protocol = BoundedWebSocketProtocol
-        factory.setProtocolOptions(failByDrop=False)
+        factory.setProtocolOptions(
+            failByDrop=False, perMessageCompressionAccept=accept_deflate
+        )
         self.websocket_factory = factory
 
 

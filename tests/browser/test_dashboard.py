@@ -21,6 +21,7 @@ from agent.devices import DEFAULT_NET_EXCLUDE, excluded
 from tests.browser.conftest import ARTIFACTS, SERVICE_ENV
 from tests.conftest import PASSWORD
 from tests.support import processes
+from tests.support.clients import metrics_url
 from tests.support.hosts import host_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -205,6 +206,37 @@ def test_values_change_between_two_snapshots(service, user, page):
     assert page.locator("#last-update").inner_text() != "—"
 
 
+def test_chromium_compresses_with_the_server_and_reads_what_it_sends(
+    service, user, page
+):
+    log_in(page, service)
+    expect_live(page)  # the dashboard's own socket, compressed as below
+    url = metrics_url(service, session_tokens(page)["access"])
+    # A socket of the page's own: its first snapshot, then a ping of Chromium's
+    # compressing (with the small window the server asks for) and the pong.
+    seen = page.evaluate(
+        """(url) => new Promise((resolve, reject) => {
+            const ws = new WebSocket(url);
+            const types = [];
+            ws.onmessage = (event) => {
+                types.push(JSON.parse(event.data).type);
+                if (types.length === 1) ws.send(JSON.stringify({type: "ping"}));
+                if (types.includes("pong")) {
+                    resolve({extensions: ws.extensions, types});
+                    ws.close();
+                }
+            };
+            ws.onclose = () => reject(new Error("closed"));
+        })""",
+        url,
+    )
+    assert seen["extensions"] == (
+        "permessage-deflate; client_max_window_bits=9; server_no_context_takeover"
+    )
+    assert seen["types"][0] == "metrics"
+    assert "pong" in seen["types"]
+
+
 def test_charts_hold_history_right_after_load(service, user, context, page):
     # A first viewer makes the publisher run, so there are minutes... or seconds.
     log_in(page, service)
@@ -325,19 +357,42 @@ def test_logging_out_forgets_the_token_and_revokes_it(service, user, page):
     assert reused.status == 401, "the server still honours the refresh token"
 
 
+@pytest.mark.parametrize("offsets_lost", [False, True])
 def test_page_recovers_by_itself_when_the_web_worker_restarts(
-    service, user, page, redis_sync, tmp_path
+    service, user, page, redis_sync, tmp_path, offsets_lost
 ):
     port = processes.free_port()
     connection = page.locator("#connection")
+    histories, sockets, resumes = [], [], []
+
+    def watch_socket(ws):
+        sockets.append(ws.url)
+        ws.on(
+            "framereceived",
+            lambda payload: (
+                resumes.append(json.loads(payload))
+                if '"type":"resume"' in str(payload).replace(" ", "")
+                else None
+            ),
+        )
+
+    page.on("websocket", watch_socket)
+    page.on(
+        "request",
+        lambda r: histories.append(r.url) if "/api/metrics/history" in r.url else None,
+    )
     with daphne_on(port, tmp_path) as worker:
         log_in(page, port)
         expect_live(page)
         worker.kill()  # a crash: no close frame, and its viewer count lingers
         worker.wait()
         expect(connection).to_have_attribute("data-state", "reconnecting")
+        histories.clear()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "dashboard-reconnecting.png")
+        if offsets_lost:
+            # As after a Redis restart: the next snapshot starts a new epoch.
+            redis_sync.delete(host_key("offsets"), host_key("stream"))
         # Snapshots published while the worker is down: the gap to fill.
         missed = len(stored_timestamps(redis_sync)) + 3
         wait_until(
@@ -347,6 +402,14 @@ def test_page_recovers_by_itself_when_the_web_worker_restarts(
             message="the publisher published nothing while the worker was down",
         )
         down_until = max(stored_timestamps(redis_sync))
+
+    def gap() -> int:
+        """Snapshots stored between the first and last drawn that are not drawn."""
+        drawn = dataset(page)
+        first, last = (round(float(drawn[end]) * 1000) for end in ("first", "last"))
+        stored = {t for t in stored_timestamps(redis_sync) if first <= t <= last}
+        return len(stored) - int(drawn["points"])
+
     with daphne_on(port, tmp_path):
         expect_live(page, timeout=20_000)
         page.wait_for_function(
@@ -354,10 +417,18 @@ def test_page_recovers_by_itself_when_the_web_worker_restarts(
             arg=down_until / 1000,
             timeout=10_000,
         )
-        drawn = dataset(page)
-    first, last = (round(float(drawn[end]) * 1000) for end in ("first", "last"))
-    stored = {t for t in stored_timestamps(redis_sync) if first <= t <= last}
-    assert int(drawn["points"]) == len(stored), "the gap was not filled from history"
+        # Drawn as it comes: the missed snapshots, or the history loaded meanwhile.
+        wait_until(page, lambda: gap() == 0, within=10, message="the page shows a gap")
+    # The page resumed from the last snapshot it had.
+    assert re.search(r"[?&]since=\d+&epoch=[0-9a-f]{16}$", sockets[-1]), sockets
+    assert resumes, "no resume frame"
+    if offsets_lost:
+        assert resumes[-1]["recovered"] is False
+        assert histories, "the gap was not loaded from the history"
+    else:
+        assert resumes[-1]["recovered"] is True
+        assert resumes[-1]["missed"] >= 3
+        assert histories == [], "the page asked the history though it recovered"
 
 
 def test_an_expired_session_returns_to_the_login_form(page, user, service, tmp_path):

@@ -92,6 +92,42 @@ def test_tool_measures_both_targets_without_loss(redis_sync):
     assert list(redis_sync.scan_iter(match=f"{prefix}:*")) == []
 
 
+def test_tool_measures_compressing_clients_beside_plain_ones(redis_sync):
+    result = run_tool(
+        "--compress",
+        "--clients",
+        str(CLIENTS),
+        "--broadcasts",
+        str(BROADCASTS),
+        "--redis-url",
+        settings.REDIS_URL,
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["config"]["targets"] == ["service", "deflate"]
+    assert report["bare"] is None
+    for name in ("service", "deflate"):
+        target = report[name]
+        assert target["connect"]["connected"] == CLIENTS, name
+        assert target["lost"] == {"total": 0, "clients": 0}, name
+        assert target["duplicated"] == {"total": 0, "clients": 0}, name
+        assert target["deliveries"] == CLIENTS * BROADCASTS, name
+        # Each delivery is at least a frame's header on the wire.
+        assert target["wire"]["bytes_per_delivery"] > 2, name
+        # The workers' own figure, from /metrics, of each broadcast of the window.
+        assert target["server_delivery"]["snapshots"] >= BROADCASTS, name
+        assert target["server_delivery"]["mean_ms"] > 0, name
+    assert report["deflate"]["client_compression"] == "permessage-deflate"
+    weighed = report["deflate_vs_plain"]
+    # A snapshot is JSON: compressed, it is well under its plain size.
+    assert 0 < weighed["wire_bytes_per_delivery"] < 0.8
+    assert weighed["limit"] == 1.25
+    assert set(weighed["met"]) == {"last_p95", "cpu_per_delivery"}
+    prefix = report["config"]["key_prefix"]
+    assert list(redis_sync.scan_iter(match=f"{prefix}:*")) == []
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("metrics.hosts") is None,
     reason="needs the server side of issue 13 (hosts and the agent socket)",
@@ -214,6 +250,9 @@ def test_tool_measures_fleet_viewers_against_one_host(redis_sync):
         ["--grant-sets", "0"],
         ["--only", "fleet", "--hosts", "2"],
         ["--only", "hosts", "--hosts", "2", "--fleet"],
+        ["--only", "deflate", "--hosts", "2"],
+        ["--compress", "--only", "service"],
+        ["--compress", "--hosts", "2"],
     ],
 )
 def test_tool_refuses_bad_flags(flags):

@@ -53,8 +53,11 @@ async def test_snapshot_has_the_specified_format(tmp_path, server, access_token)
         ws = await open_socket(server, access_token)
         message = await receive_json(ws)
         await ws.close()
-    # The specified keys, and the host the snapshot is of (issue 13).
-    assert set(message) == {"type", "timestamp", "data", "host"}
+    # The specified keys, the host the snapshot is of (issue 13) and its offset.
+    assert set(message) == {"type", "timestamp", "data", "host", "seq", "epoch"}
+    assert isinstance(message["seq"], int)
+    assert message["seq"] > 0
+    assert re.fullmatch("[0-9a-f]{16}", message["epoch"])
     assert message["host"] == HOST
     assert TIMESTAMP.match(message["timestamp"])
     data = message["data"]

@@ -245,8 +245,13 @@ async def test_frame_over_the_limit_closes_that_socket_with_4009(server, user):
     await other.close()
 
 
-async def test_frame_over_daphnes_limit_is_refused_with_1009(server, user):
-    ws = await open_socket(server, token_for(user), max_size=None)
+@pytest.mark.parametrize("compression", ["deflate", None], ids=["deflated", "plain"])
+async def test_frame_over_daphnes_limit_is_refused_with_1009(server, user, compression):
+    # Deflated, a megabyte of one letter is a frame of about a kilobyte: the limit
+    # holds for what it inflates to.
+    ws = await open_socket(
+        server, token_for(user), max_size=None, compression=compression
+    )
     await ws.send("x" * (DAPHNE_MAX_MESSAGE_BYTES + 1))
     assert await close_code(ws) == 1009
 

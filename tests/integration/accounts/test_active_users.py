@@ -8,6 +8,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts import tokens
 from accounts.models import User
 from accounts.tokens import authenticate_socket_token, get_active_users
+from tests.support.calls import recorded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,15 +20,7 @@ def fresh_token(user) -> str:
 @pytest.fixture
 def reads(monkeypatch) -> list[str]:
     """Records each database read of a user (the real read still happens)."""
-    made: list[str] = []
-    real = tokens.check_user
-
-    async def counted(user_id):
-        made.append(user_id)
-        return await real(user_id)
-
-    monkeypatch.setattr(tokens, "check_user", counted)
-    return made
+    return recorded(monkeypatch, tokens, "check_user")
 
 
 async def test_a_storm_of_one_users_sockets_reads_the_user_once(user, reads):

@@ -17,6 +17,7 @@ from metrics import access, grants
 from metrics.access import get_access, visible_hosts
 from metrics.hosts import create_host, set_enabled
 from metrics.models import Host
+from tests.support.calls import recorded
 from tests.support.hosts import HOST
 
 pytestmark = [
@@ -46,6 +47,12 @@ def carol(db) -> User:
 @pytest.fixture
 def ops(db) -> Group:
     return Group.objects.create(name="ops")
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """Each database read of a user's hosts (the real read still happens)."""
+    return recorded(monkeypatch, access, "read_visible_hosts")
 
 
 async def opened(communicator, user: User, host: str | None = None):
@@ -110,17 +117,7 @@ def test_a_disabled_host_is_seen_by_nobody(hosts, carol):
     assert visible_hosts(carol) == {"db-1"}
 
 
-async def test_overlapping_lookups_of_one_user_share_one_query(
-    hosts, carol, monkeypatch
-):
-    reads: list[str] = []
-    real = access.read_visible_hosts
-
-    async def counted(user_id):
-        reads.append(user_id)
-        return await real(user_id)
-
-    monkeypatch.setattr(access, "read_visible_hosts", counted)
+async def test_overlapping_lookups_of_one_user_share_one_query(hosts, carol, reads):
     cache = get_access()
     cache.heard = True
     found = await asyncio.gather(*(cache.get(carol.pk) for _ in range(20)))
@@ -313,3 +310,30 @@ def test_an_access_event_names_its_users_and_hosts_and_a_malformed_one_everyone(
     }
     assert grants.read_access_event(event) == ({"1", "3"}, {"a", "b"})
     assert grants.read_access_event({"user_ids": [1], "hosts": "a"}) == (None, None)
+
+
+async def test_a_group_deleted_closes_the_sockets_it_allowed(
+    communicator, hosts, carol, ops
+):
+    await sync_to_async(grant)("db-1", group=ops)
+    await carol.groups.aadd(ops)
+    comm, _ = await opened(communicator, carol, "db-1")
+    await ops.adelete()
+    assert await close_of(comm) == closes.NO_SUCH_HOST
+
+
+async def test_a_change_reads_each_user_concerned_once_however_many_sockets(
+    communicator, hosts, carol, user, monkeypatch
+):
+    for viewer in (carol, user):
+        for name in hosts:
+            await sync_to_async(grant)(name, user=viewer)
+    carols = [(await opened(communicator, carol, name))[0] for name in hosts * 3]
+    for name in hosts:
+        await opened(communicator, user, name)
+    reads = recorded(monkeypatch, access, "read_visible_hosts")
+    host = await Host.objects.aget(name="db-1")
+    await host.viewers.aremove(carol)
+    for comm in carols[0::2]:
+        assert await close_of(comm) == closes.NO_SUCH_HOST
+    assert reads == [str(carol.pk)]

@@ -108,8 +108,7 @@ async def test_unknown_type_in_error_is_truncated(communicator, access_token):
 
 
 async def test_latest_snapshot_is_sent_at_once_on_connect(communicator, access_token):
-    event = snapshot_event(1000.0, "latest")
-    await store_snapshot(event, ttl=60)
+    event = await store_snapshot(snapshot_event(1000.0, "latest"), ttl=60)
     comm = await connect(communicator, access_token)
     assert await comm.receive_from(timeout=2) == event["text"]
 
@@ -133,8 +132,7 @@ async def test_broadcast_reaches_every_client_once(
 async def test_snapshot_both_stored_and_broadcast_arrives_once(
     communicator, redis_layer, access_token
 ):
-    event = snapshot_event(3000.0, "both")
-    await store_snapshot(event, ttl=60)
+    event = await store_snapshot(snapshot_event(3000.0, "both"), ttl=60)
     comm = await connect(communicator, access_token)
     await redis_layer.group_send(GROUP, event)
     assert await comm.receive_from(timeout=5) == event["text"]
@@ -144,8 +142,8 @@ async def test_snapshot_both_stored_and_broadcast_arrives_once(
 async def test_older_snapshot_after_newer_is_not_sent(
     communicator, redis_layer, access_token
 ):
-    newer, older = snapshot_event(5000.0, "newer"), snapshot_event(4000.0, "older")
-    await store_snapshot(newer, ttl=60)
+    newer = await store_snapshot(snapshot_event(5000.0, "newer"), ttl=60)
+    older = snapshot_event(4000.0, "older")
     comm = await connect(communicator, access_token)
     assert await comm.receive_from(timeout=5) == newer["text"]
     await redis_layer.group_send(GROUP, older)

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -15,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User
 from core import closes, instruments
 from core.keys import redis_key
+from metrics.fanout import get_fanout
 from metrics.fleet import FLEET_GROUP, make_fleet_event
 from metrics.hosts import create_host
 from metrics.models import Host
@@ -327,3 +329,31 @@ def names(frame: dict) -> list[str]:
 
 def built_at(frame: dict) -> float:
     return datetime.fromisoformat(frame["timestamp"]).timestamp()
+
+
+@dataclass(eq=False)
+class Member:
+    """A socket as the fan-out sees one: of a host, or of the fleet."""
+
+    user_id: str = "1"
+    host: str = HOST
+
+
+async def test_the_last_sockets_leaving_together_stop_the_builder_and_the_channel(
+    redis_layer,
+):
+    fanout = get_fanout()
+    viewer, fleet_viewer = Member(), Member()
+    await fanout.join(viewer)
+    await fanout.join_fleet(fleet_viewer)
+    assert fanout.fleet.builder.task is not None
+    # Both leave while the fan-out is busy: each is out of its sockets, and the
+    # host's viewer gets the lock first.
+    async with fanout.lock:
+        leaving = asyncio.ensure_future(fanout.leave(viewer))
+        await asyncio.sleep(0)
+        leaving_fleet = asyncio.ensure_future(fanout.leave_fleet(fleet_viewer))
+        await asyncio.sleep(0)
+    await asyncio.gather(leaving, leaving_fleet)
+    assert fanout.fleet.builder.task is None
+    assert fanout.channel is None

@@ -28,8 +28,7 @@ def event(ts: float) -> dict:
 
 
 async def test_overlapping_reads_share_one_get(redis_client):
-    stored = event(100.0)
-    await store_snapshot(stored, ttl=60)
+    stored = await store_snapshot(event(100.0), ttl=60)
     before = gets(redis_client)
     asked_at = time.monotonic()
     results = await asyncio.gather(*(load_latest(HOST, asked_at) for _ in range(50)))

@@ -40,6 +40,7 @@ async def test_publish_once_broadcasts_and_stores_the_latest(redis_layer, clean_
     received = await asyncio.wait_for(redis_layer.receive(channel), 5)
     assert received["text"] == event["text"]
     assert (await load_latest(HOST)).event["text"] == event["text"]
+    assert json.loads(event["text"])["seq"] == received["seq"] == 1
     ttl = clean_redis.pttl(host_key("latest"))
     assert 0 < ttl <= LATEST_TTL_INTERVALS * 2 * 1000
     snapshot = json.loads(event["text"])

@@ -18,7 +18,16 @@ broadcasts: publish -> first and publish -> last client latency per broadcast,
 latency over all deliveries, lost and duplicated messages, disconnections, and CPU
 time of the server's web processes (per delivery), of the publisher and Redis, and
 of the tool's own client processes (whether they were saturated, which would make
-the figures the tool's rather than the server's).
+the figures the tool's rather than the server's), and the bytes the clients read
+from TCP (the frames as sent) per delivery. For the service, also its workers' own
+mean time from publication to the write to their last socket (from /metrics, which
+the tool turns on with a token of the run's), which no client's work delays.
+
+With --compress, the run measures "service" (its clients offer nothing, and get
+plain frames) and then "deflate": runservice again, on a database of its own, its
+clients offering permessage-deflate as browsers do. "deflate_vs_plain" gives the
+compressing clients' figures as multiples of the plain ones', and whether p95
+publish -> last client and CPU per delivery are within the issue's 1.25x.
 
 With --hosts N (issue 13), the run measures "service" (the single host, as above)
 and then "hosts": runservice again, on a database of its own, with N hosts, each
@@ -47,8 +56,8 @@ count is the run's alone):
 
     .venv/bin/python -m tests.perf.fanout --clients 2000 [--workers 1]
         [--interval 1] [--broadcasts 10] [--client-processes 1]
-        [--connect-timeout 30] [--only bare|service|hosts|fleet] [--hosts N]
-        [--fleet] [--grant-sets S] [--redis-url redis://...]
+        [--connect-timeout 30] [--only bare|service|hosts|fleet|deflate]
+        [--hosts N] [--fleet] [--grant-sets S] [--compress] [--redis-url redis://...]
 
 Progress goes to stderr and one JSON line to stdout; a failure is one line on stderr
 and a non-zero exit (a target that accepted no client at all is one too, after the
@@ -61,7 +70,8 @@ One job per module:
 
 - __main__: the command line, the JSON line and the exit status;
 - runs: one run, the targets in turn, everything cleaned up;
-- targets: the servers under test, their processes, Redis and tokens;
+- targets: the servers under test (the service with compressing clients too), their
+  processes, Redis and tokens;
 - clients: the client processes and the sockets they hold;
 - measurement: the procedure against one target, and what it samples;
 - report: the figures made of the samples;

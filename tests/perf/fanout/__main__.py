@@ -139,6 +139,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--fleet: distinct sets of visible hosts, one user each (default: 10)",
     )
     parser.add_argument(
+        "--compress",
+        action="store_true",
+        help="measure the service with plain clients, then with clients offering "
+        "permessage-deflate, as browsers do (instead of bare and service)",
+    )
+    parser.add_argument(
         "--redis-url",
         type=redis_url,
         help="Redis for the service (default: 127.0.0.1:6379 if it answers, "
@@ -163,8 +169,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--only fleet needs --fleet")
     if args.fleet and args.grant_sets > args.hosts:
         parser.error("--grant-sets must not exceed --hosts (each set is distinct)")
-    if args.only == "bare" and args.hosts is not None:
-        parser.error("--only bare cannot be used with --hosts")
+    if args.only in ("bare", "deflate") and args.hosts is not None:
+        parser.error(f"--only {args.only} cannot be used with --hosts")
+    if args.compress and (args.hosts is not None or args.only):
+        parser.error("--compress cannot be used with --hosts or --only")
     return args
 
 

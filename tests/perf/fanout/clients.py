@@ -69,9 +69,13 @@ class TimedClientConnection(ClientConnection):
     """
 
     arrived_at = 0.0
+    # Every byte read from the TCP socket: the frames as sent, compressed or not
+    # (TCP and IP headers are the kernel's, not counted).
+    received_bytes = 0
 
     def data_received(self, data: bytes) -> None:
         self.arrived_at = time.time()
+        self.received_bytes += len(data)
         super().data_received(data)
 
 
@@ -146,6 +150,8 @@ class ClientShare(Served):
         self.fleet_verdicts: dict[str, dict[bytes, tuple | None]] = {}
         self.open_by_host: Counter[str] = Counter()
         self.listeners: set[asyncio.Task] = set()
+        # What the sockets offer: "deflate" (permessage-deflate) or None.
+        self.compression: str | None = None
 
     async def handle(self, command: str, payload: Any) -> Any:
         """Do one request of the tool."""
@@ -161,6 +167,8 @@ class ClientShare(Served):
                 "counts": dict(self.counts),
                 "open_by_host": dict(self.open_by_host),
             }
+        if command == "bytes":
+            return sum(ws.received_bytes for ws in self.sockets if ws is not None)
         if command == "collect":
             return self.collect(payload)
         if command == "collect_hosts":
@@ -181,12 +189,15 @@ class ClientShare(Served):
         open_timeout: float,
         hosts: list[str] | None = None,
         sets: dict[str, list[str]] | None = None,
+        compression: str | None = None,
     ) -> dict[str, Any]:
         """Open every socket at once; return when it began, how long it took and
         this process's CPU time meanwhile. `hosts`: the host each socket watches
         (--hosts mode), whose snapshots only it must get; with `sets` (--fleet
-        mode), the grant set each socket's fleet frames must list the hosts of."""
+        mode), the grant set each socket's fleet frames must list the hosts of;
+        `compression`: what each socket offers ("deflate" or None)."""
         count = len(urls)
+        self.compression = compression
         self.hosts = list(hosts) if hosts is not None else [None] * count
         self.sets = sets or {}
         self.foreign = [0] * count
@@ -256,7 +267,7 @@ class ClientShare(Served):
                 open_timeout=open_timeout,
                 ping_interval=None,
                 max_size=CLIENT_MAX_MESSAGE_BYTES,
-                compression=None,
+                compression=self.compression,
                 close_timeout=5,
                 create_connection=TimedClientConnection,
             )
@@ -534,6 +545,11 @@ class ClientPool:
         for answer in answers:
             counts.update(answer["counts"])
         return sum(answer["open"] for answer in answers), counts
+
+    async def received_bytes(self) -> int:
+        """Return the bytes every socket has read from TCP so far, in all."""
+        answers = await self.request_all("bytes", [None] * len(self.links), 30)
+        return sum(answers)
 
     def cpu(self) -> list[float | None]:
         """Return each client process's CPU seconds so far."""

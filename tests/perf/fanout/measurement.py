@@ -24,6 +24,8 @@ from tests.perf.fanout.report import (
     summarise_connect,
     summarise_cpu,
     summarise_memory,
+    summarise_server_delivery,
+    summarise_wire,
 )
 from tests.perf.fanout.resources import (
     CpuSample,
@@ -104,7 +106,15 @@ async def warm_up(target: Target) -> None:
     """
     urls = target.client_urls(WARM_UP_SOCKETS * len(target.web))
     sockets = await asyncio.gather(
-        *(connect(url, origin=target.origin, open_timeout=STEP_TIMEOUT) for url in urls)
+        *(
+            connect(
+                url,
+                origin=target.origin,
+                open_timeout=STEP_TIMEOUT,
+                compression=target.compression,
+            )
+            for url in urls
+        )
     )
     await asyncio.sleep(SETTLE)
     await asyncio.gather(*(ws.close() for ws in sockets))
@@ -125,6 +135,7 @@ async def connect_storm(
             "open_timeout": args.connect_timeout,
             "hosts": hosts[index::processes] if hosts else None,
             "sets": target.grant_sets(),
+            "compression": target.compression,
         }
         for index in range(processes)
     ]
@@ -164,11 +175,15 @@ async def measure_window(
     warm, warm_complete = await wait_for_warm_up(
         target, pool, last_handshake, args.interval
     )
+    bytes_before = await pool.received_bytes()
+    delivered_before = await delivered(target)
     before = await sample_cpu(target, pool)
     last = warm + args.broadcasts
     logger.info("%s: measuring %d broadcasts", target.name, args.broadcasts)
     complete = await wait_for_window(target, pool, last, args, grace)
     after = await sample_cpu(target, pool)
+    bytes_after = await pool.received_bytes()
+    delivered_after = await delivered(target)
     window = target.broadcasts[warm + 1 : last + 1]
     collected = await pool.request_all(
         "collect",
@@ -189,6 +204,8 @@ async def measure_window(
             "grace_s": grace,
         },
         **results,
+        "wire": summarise_wire(bytes_after - bytes_before, results["deliveries"]),
+        "server_delivery": summarise_server_delivery(delivered_before, delivered_after),
         "cpu": summarise_cpu(
             before,
             after,
@@ -197,6 +214,13 @@ async def measure_window(
             service=isinstance(target, ServiceTarget),
         ),
     }
+
+
+async def delivered(target: Target) -> tuple[float, float] | None:
+    """The service's own delivery figures so far (None for the bare server)."""
+    if not isinstance(target, ServiceTarget):
+        return None
+    return await asyncio.to_thread(target.delivered)
 
 
 async def sample_cpu(target: Target, pool: ClientPool) -> CpuSample:

@@ -186,6 +186,30 @@ def analyse_window(
     }
 
 
+def summarise_wire(received: int, deliveries: int) -> dict[str, Any]:
+    """The bytes the clients read from TCP over the window, and per delivery (the
+    frames as sent, and any ping between them; no TCP or IP headers)."""
+    return {
+        "bytes": received,
+        "bytes_per_delivery": round(received / deliveries, 1) if deliveries else None,
+    }
+
+
+def summarise_server_delivery(
+    before: tuple[float, float] | None, after: tuple[float, float] | None
+) -> dict[str, Any] | None:
+    """The web workers' own figure over the window: the mean time from a
+    snapshot's publication to the end of its write to a worker's last socket, with
+    no client's work in it (None where the server does not report it)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    count = after[1] - before[1]
+    return {
+        "snapshots": int(count),
+        "mean_ms": round((after[0] - before[0]) / count * 1000, 2),
+    }
+
+
 def summarise_cpu(
     before: CpuSample,
     after: CpuSample,
@@ -238,9 +262,27 @@ def ratio(service: float | None, bare: float | None) -> float | None:
     return round(service / bare, 2)
 
 
+FIGURES = {
+    "last_p95": ("latency_ms", "last", "p95"),
+    "last_p50": ("latency_ms", "last", "p50"),
+    "first_p95": ("latency_ms", "first", "p95"),
+    "connect_rate": ("connect", "per_second"),
+    "cpu_per_delivery": ("cpu", "server_ms_per_delivery"),
+    "rss_per_connection": ("rss", "per_connection_kb"),
+}
+# Compressing against plain clients: these too, and the bytes.
+COMPRESSION_FIGURES = {
+    **FIGURES,
+    "wire_bytes_per_delivery": ("wire", "bytes_per_delivery"),
+    "server_delivery_mean": ("server_delivery", "mean_ms"),
+}
+# The issue's bound on compressing clients: p95 publish -> last client and CPU per
+# delivery at most this many times the plain clients'.
+COMPRESSION_LIMIT = 1.25
+
+
 def pick(report: dict[str, Any] | None, *path: str) -> Any:
-    """The figure at `path` in a report, or None if the report or a step is
-    missing."""
+    """The figure at `path` in a target's report, or None."""
     for step in path:
         if not isinstance(report, dict):
             return None
@@ -248,20 +290,34 @@ def pick(report: dict[str, Any] | None, *path: str) -> Any:
     return report
 
 
-def compare(bare: dict[str, Any] | None, service: dict[str, Any] | None) -> dict:
-    """The service's figures as multiples of the bare server's."""
-    figures = {
-        "last_p95": ("latency_ms", "last", "p95"),
-        "last_p50": ("latency_ms", "last", "p50"),
-        "first_p95": ("latency_ms", "first", "p95"),
-        "connect_rate": ("connect", "per_second"),
-        "cpu_per_delivery": ("cpu", "server_ms_per_delivery"),
-        "rss_per_connection": ("rss", "per_connection_kb"),
-    }
-
+def compare(
+    bare: dict[str, Any] | None,
+    service: dict[str, Any] | None,
+    figures: dict[str, tuple[str, ...]] = FIGURES,
+) -> dict:
+    """The service's figures as multiples of the bare server's (or of any other
+    target's, with the figures given)."""
     return {
         name: ratio(pick(service, *path), pick(bare, *path))
         for name, path in figures.items()
+    }
+
+
+def weigh_compression(
+    plain: dict[str, Any] | None, deflate: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The compressing clients' figures as multiples of the plain clients', and
+    whether they are within the issue's bound."""
+    ratios = compare(plain, deflate, COMPRESSION_FIGURES)
+
+    def within(name: str) -> bool | None:
+        value = ratios[name]
+        return None if value is None else value <= COMPRESSION_LIMIT
+
+    return {
+        **ratios,
+        "limit": COMPRESSION_LIMIT,
+        "met": {name: within(name) for name in ("last_p95", "cpu_per_delivery")},
     }
 
 

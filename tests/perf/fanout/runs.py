@@ -8,6 +8,7 @@ import signal
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,11 @@ from tests.perf.fanout.fleettarget import FleetTarget
 from tests.perf.fanout.hostreport import judge
 from tests.perf.fanout.hosttarget import HostsTarget
 from tests.perf.fanout.measurement import measure
-from tests.perf.fanout.report import compare, describe_machine
+from tests.perf.fanout.report import compare, describe_machine, weigh_compression
 from tests.perf.fanout.resources import raise_file_limit
 from tests.perf.fanout.targets import (
     BareTarget,
+    DeflateTarget,
     ServiceTarget,
     Target,
     build_payload,
@@ -35,7 +37,9 @@ TARGETS = ("bare", "service")
 HOSTS_TARGETS = ("service", "hosts")
 # --fleet mode: the single-host service, then N hosts' agents and fleet viewers.
 FLEET_TARGETS = ("service", "fleet")
-ALL_TARGETS = ("bare", "service", "hosts", "fleet")
+# --compress: the service with plain clients, then with compressing ones.
+COMPRESS_TARGETS = ("service", "deflate")
+ALL_TARGETS = ("bare", "service", "hosts", "fleet", "deflate")
 
 
 def chosen_targets(args: argparse.Namespace) -> list[str]:
@@ -44,7 +48,9 @@ def chosen_targets(args: argparse.Namespace) -> list[str]:
         return [args.only]
     if args.fleet:
         return list(FLEET_TARGETS)
-    return list(HOSTS_TARGETS if args.hosts else TARGETS)
+    if args.hosts:
+        return list(HOSTS_TARGETS)
+    return list(COMPRESS_TARGETS if args.compress else TARGETS)
 
 
 async def run_until_signalled(args: argparse.Namespace) -> dict[str, Any]:
@@ -76,7 +82,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "connect_timeout": args.connect_timeout,
             "grace_s": grace,
             "settle_s": SETTLE,
-            "compression": None,
+            # What the clients offer, per target: nothing but on "deflate".
+            "compression": (
+                {"deflate": "permessage-deflate"} if "deflate" in targets else None
+            ),
             "targets": targets,
         }
         if args.hosts:
@@ -84,7 +93,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.fleet:
             config["grant_sets"] = args.grant_sets
         report: dict[str, Any] = {"machine": describe_machine(file_limit)}
-        if set(targets) & {"service", "hosts", "fleet"}:
+        if {"service", "hosts", "fleet", "deflate"} & set(targets):
             # --hosts counts Redis's commands: a Redis of the run's own by default.
             redis_url, source, embedded = await choose_redis(
                 args.redis_url, workdir, own=bool(args.hosts)
@@ -103,7 +112,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     else HostsTarget(*many)
                 )
             else:
-                target = ServiceTarget(
+                service_class = DeflateTarget if name == "deflate" else ServiceTarget
+                target = service_class(
                     workdir, args.workers, args.interval, redis_url, prefix
                 )
             results[name] = await run_target(target, args, grace)
@@ -111,29 +121,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             config=config,
             bare=results.get("bare"),
             service=results.get("service"),
-            ratios=(
-                compare(results["bare"], results["service"])
-                if "bare" in results and "service" in results
-                else None
-            ),
+            ratios=weigh(results, "bare", "service", compare),
         )
+        if "deflate" in targets:
+            report.update(
+                deflate=results.get("deflate"),
+                deflate_vs_plain=weigh(
+                    results, "service", "deflate", weigh_compression
+                ),
+            )
         if args.fleet:
             report.update(
                 fleet=results.get("fleet"),
-                fleet_vs_single=(
-                    judge_fleet(results["service"], results["fleet"])
-                    if "service" in results and "fleet" in results
-                    else None
-                ),
+                fleet_vs_single=weigh(results, "service", "fleet", judge_fleet),
             )
         elif args.hosts:
             report.update(
                 hosts=results.get("hosts"),
-                hosts_vs_single=(
-                    judge(results["service"], results["hosts"])
-                    if "service" in results and "hosts" in results
-                    else None
-                ),
+                hosts_vs_single=weigh(results, "service", "hosts", judge),
             )
         report.update(
             elapsed_s=round(time.monotonic() - started, 1),
@@ -148,6 +153,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if embedded is not None:
             await finish(asyncio.to_thread(embedded.stop))
         keep_logs(workdir, failed)
+
+
+def weigh(
+    results: dict[str, Any],
+    base: str,
+    other: str,
+    how: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any] | None:
+    """Target `other`'s figures against `base`'s, as `how` sets them out; None
+    unless both were measured."""
+    if base in results and other in results:
+        return how(results[base], results[other])
+    return None
 
 
 def keep_logs(workdir: Path, failed: bool) -> None:

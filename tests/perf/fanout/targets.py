@@ -1,8 +1,10 @@
 """The servers under test, started, watched and stopped by the tool.
 
 "bare" is tests/perf/bare_server.py; "service" is `manage.py runservice` on a fresh
-database with a Redis prefix of its own. Each runs in a process group of its own
-(Ctrl-C reaches the tool, which stops it) with its output in the run's directory.
+database with a Redis prefix of its own; "deflate" is "service" again, on a database
+of its own, with clients that offer permessage-deflate. Each runs in a process group
+of its own (Ctrl-C reaches the tool, which stops it) with its output in the run's
+directory.
 """
 
 import asyncio
@@ -55,6 +57,9 @@ SEED_TIMEOUT = 300.0
 LOCAL_HOST = "fanout-local"
 # The longest the settings allow: no token may expire mid-run (4001 would close it).
 TOKEN_LIFETIME = 86400
+# The web workers' own figure of a snapshot's delivery (core.instruments): from its
+# publication to the end of its write to the last socket, in /metrics.
+DELIVERY_HISTOGRAM = "monitor_snapshot_delivery_seconds"
 
 
 def last_line(path: Path) -> str:
@@ -110,6 +115,8 @@ class Target:
     """A server under test: started, described, watched and stopped by the tool."""
 
     name = ""
+    # What the clients offer: "deflate" (permessage-deflate) or None (nothing).
+    compression: str | None = None
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -244,6 +251,7 @@ class ServiceTarget(Target):
         self.redis: Any = None
         self.tracker: asyncio.Task | None = None
         self.payload_bytes: int | None = None
+        self.scrape_token = secrets.token_urlsafe(24)
         self.env = self.make_env()
 
     def make_env(self) -> dict[str, str]:
@@ -265,6 +273,8 @@ class ServiceTarget(Target):
             METRICS_MAX_PENDING_PER_IP="0",
             JWT_ACCESS_TOKEN_LIFETIME=str(TOKEN_LIFETIME),
             PYTHONUNBUFFERED="1",
+            # So that the tool can read the workers' delivery figures.
+            METRICS_PROMETHEUS_TOKEN=self.scrape_token,
         )
         # Our tokens are signed with the secret key above.
         env.pop("JWT_SIGNING_KEY", None)
@@ -396,6 +406,28 @@ class ServiceTarget(Target):
         base = f"ws://127.0.0.1:{self.port}/api/ws/metrics?token="
         return [base + token for token in self.tokens[:clients]]
 
+    def delivered(self) -> tuple[float, float] | None:
+        """The web workers' snapshot deliveries so far, from /metrics: the seconds
+        from publication to the last socket's write, summed, and how many; None
+        if /metrics cannot be read."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/metrics",
+            headers={"Authorization": f"Bearer {self.scrape_token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                text = response.read().decode()
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+        figures = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in (f"{DELIVERY_HISTOGRAM}_sum", f"{DELIVERY_HISTOGRAM}_count"):
+                figures[name.rpartition("_")[2]] = float(value)
+        if len(figures) != 2:
+            return None
+        return figures["sum"], figures["count"]
+
     async def redis_cpu(self) -> float | None:
         try:
             info = await self.redis.info("cpu")
@@ -439,6 +471,18 @@ class ServiceTarget(Target):
                 logger.info("%s: deleted %d Redis keys of the run", self.name, deleted)
             finally:
                 await self.redis.aclose()
+
+
+class DeflateTarget(ServiceTarget):
+    """The service again, its clients offering permessage-deflate (as browsers do)."""
+
+    name = "deflate"
+    database = "deflate.sqlite3"
+    log_name = "runservice-deflate.log"
+    compression = "deflate"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "client_compression": "permessage-deflate"}
 
 
 def seed_database(

@@ -107,7 +107,7 @@ def test_with_direct_write_off_data_goes_through_twisted():
 
 
 def test_with_ready_frames_off_autobahn_frames_every_message():
-    assert not extensions.takes_ready_frame(object(), SharedText("{}"))
+    assert extensions.ready_frame(object(), SharedText("{}")) is None
 
 
 def test_lazy_format_prints_what_pformat_would():

@@ -2,6 +2,7 @@
 
 from daphne import ws_protocol
 
+from runner.compression import accept_deflate
 from runner.webserver import (
     HANDSHAKE_TIMEOUT,
     BoundedWebSocketProtocol,
@@ -33,7 +34,7 @@ def test_the_command_line_serves_with_our_server():
     assert WebServerCommandLine.server_class is WebServer
 
 
-def test_daphnes_websocket_factory_builds_our_protocol_and_closes_with_1009(
+def test_daphnes_websocket_factory_builds_our_protocol_closes_with_1009_and_deflates(
     monkeypatch,
 ):
     monkeypatch.setattr("runner.extensions.enable", lambda enabled: [])
@@ -42,3 +43,4 @@ def test_daphnes_websocket_factory_builds_our_protocol_and_closes_with_1009(
     server.ws_factory = ws_protocol.WebSocketFactory(server, server="daphne")
     assert server.ws_factory.protocol is BoundedWebSocketProtocol
     assert server.ws_factory.failByDrop is False
+    assert server.ws_factory.perMessageCompressionAccept is accept_deflate

@@ -1,7 +1,9 @@
-// Socket: the live stream. Load the history first (all of it, or only the gap after a
-// reconnect), then open the WebSocket with the access token as its `bearer`
-// subprotocol; hand it each renewed token in an `auth` frame; reconnect by itself
-// with a jittered, exponentially growing delay; ping a quiet socket, drop a dead one.
+// Socket: the live stream. Load the history first, then open the WebSocket with the
+// access token as its `bearer` subprotocol; hand it each renewed token in an `auth`
+// frame; reconnect by itself with a jittered, exponentially growing delay, resuming
+// from the offset (seq, epoch) of the last snapshot: the server sends what was
+// missed, and only when it cannot (`recovered: false`) is the gap loaded from the
+// history. Ping a quiet socket, drop a dead one.
 // When the server answers 5xx, closes with 1011 or stops sending, ask /readyz why:
 // a server that cannot reach its data store (Redis) or database is shown as such,
 // not as an endless "Reconnecting…", and the page reconnects once it can again.
@@ -11,7 +13,7 @@
 // module gave it (setHandlers).
 
 import * as auth from "./auth.js";
-import { hostQuery, pageHost } from "./hosts.js";
+import { pageHost, withHost } from "./hosts.js";
 import { HISTORY_SECONDS } from "./snapshots.js";
 
 const BACKOFF_FIRST = 0.5; // seconds before the first reconnect (before jitter)
@@ -33,6 +35,7 @@ const stream = {
   interval: 5, // seconds between snapshots, from the history endpoint
   lastSnapshotAt: 0, // ms (this clock) when the last snapshot came
   newest: 0, // the newest snapshot's timestamp (ms), from the history or the socket
+  offset: null, // {seq, epoch} of the last snapshot the socket sent, to resume from
   hostOnline: true, // false from a `host` frame saying so until data flows again
   hostOnlineAt: 0, // ms when the host was last said to be back online
   missing: false, // the server has no such host: nothing to reconnect to
@@ -67,36 +70,65 @@ export function snapshotInterval() {
   return stream.interval;
 }
 
-/** Load history (all of it at first, else the gap), then open the socket. */
+/**
+ * Open the socket: after loading the history at first, or the gap when there is no
+ * offset to resume from; resuming from the last snapshot's offset otherwise.
+ */
 export async function connect() {
   const generation = stream.generation;
   clearTimeout(stream.reconnectTimer);
   stream.connecting = true;
   try {
     if (auth.refreshIsDue() && !(await auth.refreshAccess())) return;
-    const gap = (Date.now() - stream.lastSnapshotAt) / 1000 + 3 * stream.interval;
-    const seconds = stream.historyLoaded
-      ? Math.ceil(Math.min(HISTORY_SECONDS, gap))
-      : HISTORY_SECONDS;
-    const history = await auth.loadHistory(seconds);
+    if (!stream.historyLoaded || !stream.offset) await loadHistory(generation);
     if (generation !== stream.generation) return;
-    stream.interval = history.interval;
-    // Snapshots newer than any we had: the host sent data while we were away.
-    const fresh = history.snapshots.filter(isFresh).length > 0;
-    if (fresh && !stream.hostOnline) hostChanged(true, { state: false });
-    handlers.history(history, { first: !stream.historyLoaded });
-    stream.historyLoaded = true;
     openSocket();
   } catch (error) {
-    if (error instanceof auth.SessionEnded || generation !== stream.generation) return;
-    if (error instanceof auth.HttpError && error.status === 404) {
-      noSuchHost("no such host");
-      return;
-    }
-    if (error instanceof auth.HttpError && error.status >= 500) diagnose();
-    scheduleReconnect();
+    if (!historyFailed(error, generation)) scheduleReconnect();
   } finally {
     if (generation === stream.generation) stream.connecting = false;
+  }
+}
+
+/** Load the history: all of it at first, else the gap since the last snapshot. */
+async function loadHistory(generation) {
+  const gap = (Date.now() - stream.lastSnapshotAt) / 1000 + 3 * stream.interval;
+  const seconds = stream.historyLoaded
+    ? Math.ceil(Math.min(HISTORY_SECONDS, gap))
+    : HISTORY_SECONDS;
+  const history = await auth.loadHistory(seconds);
+  if (generation !== stream.generation) return;
+  stream.interval = history.interval;
+  // Snapshots newer than any we had: the host sent data while we were away.
+  const fresh = history.snapshots.filter(isFresh).length > 0;
+  if (fresh && !stream.hostOnline) hostChanged(true, { state: false });
+  handlers.history(history, { first: !stream.historyLoaded });
+  stream.historyLoaded = true;
+}
+
+/**
+ * What a failed history load means: nothing (the session ended, or the stream was
+ * stopped), no such host, or a server to ask why (5xx). True when the failure
+ * was dealt with; false when the caller should retry.
+ */
+function historyFailed(error, generation) {
+  if (error instanceof auth.SessionEnded || generation !== stream.generation) return true;
+  if (error instanceof auth.HttpError && error.status === 404) {
+    noSuchHost("no such host");
+    return true;
+  }
+  if (error instanceof auth.HttpError && error.status >= 500) diagnose();
+  return false;
+}
+
+/** The server could not send all we missed: load the gap from the history. */
+async function fillGap() {
+  const generation = stream.generation;
+  try {
+    await loadHistory(generation);
+  } catch (error) {
+    // The live stream goes on; the gap stays until the next reconnect fills it.
+    historyFailed(error, generation);
   }
 }
 
@@ -111,6 +143,7 @@ export function stop() {
   stream.refusedBefore = false;
   stream.unavailable = null;
   stream.lastSnapshotAt = stream.openedAt = stream.newest = stream.hostOnlineAt = 0;
+  stream.offset = null;
   stream.hostOnline = true;
   stream.missing = false;
 }
@@ -125,7 +158,11 @@ export function renew() {
 function openSocket() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   // The token goes as a subprotocol, not in the URL, which servers and proxies log.
-  const query = hostQuery();
+  // Resuming: from the offset of the last snapshot, if there is one.
+  const offset = stream.offset;
+  const query = withHost(
+    offset ? `since=${offset.seq}&epoch=${encodeURIComponent(offset.epoch)}` : "",
+  );
   const url = `${scheme}://${location.host}/api/ws/metrics${query ? `?${query}` : ""}`;
   const socket = new WebSocket(url, ["bearer", auth.accessToken()]);
   stream.socket = socket;
@@ -142,7 +179,17 @@ function openSocket() {
       hostChanged(message.online !== false);
       return;
     }
+    if (message.type === "resume") {
+      if (message.recovered !== true) {
+        stream.offset = null;
+        fillGap();
+      }
+      return;
+    }
     if (message.type !== "metrics") return;
+    if (Number.isInteger(message.seq) && typeof message.epoch === "string") {
+      stream.offset = { seq: message.seq, epoch: message.epoch };
+    }
     stream.lastSnapshotAt = stream.lastMessageAt;
     stream.attempt = 0;
     stream.refusedBefore = false;
