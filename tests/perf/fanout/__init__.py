@@ -46,8 +46,9 @@ interval, and the clients on the overview stream, /api/ws/fleet, as users of
 most k; client i is user i mod S). Per viewer: lost, duplicated and out-of-order
 fleet frames (one per interval, known by its timestamp) and frames that do not
 list exactly its set's hosts; the frame's timestamp -> first and -> last viewer;
-the web workers' CPU per delivery, also without their CPU when no viewer is
-connected (ingest, timers). "fleet_vs_single" sets them against issue 14's bars.
+the web workers' CPU per delivery, also net of their CPU with one viewer per grant
+set and client process left (ingest, building and framing each frame).
+"fleet_vs_single" sets them against issue 14's bars.
 
 Run from the project root (Redis: --redis-url, in any form REDIS_URL takes, else
 127.0.0.1:6379 if it answers, else an embedded redis-server the tool starts; with
