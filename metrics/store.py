@@ -306,11 +306,39 @@ async def load_missed(host: str, since: int, epoch: str, max_bytes: int) -> Miss
         [since, epoch, max_bytes],
     )
     fields = dict(zip(state[::2], state[1::2], strict=True))
+    replayed = _replayed.get()
     return Missed(
         bool(recovered),
-        [text.decode() for text in texts],
+        [
+            replayed.share((host, epoch, seq), text)
+            for seq, text in enumerate(texts, start=since + 1)
+        ],
         parse_state(fields, time.time()),
     )
+
+
+class ReplayedTexts:
+    """The snapshots this process replayed lately, by offset, each one SharedText:
+    the sockets that resume after a worker restart mostly missed the same ones,
+    which are then framed (and compressed) once for all of them."""
+
+    # Past this many, the oldest are forgotten (a few minutes of a few hosts).
+    KEEP = 1024
+
+    def __init__(self) -> None:
+        self.texts: dict[tuple[str, str, int], SharedText] = {}
+
+    def share(self, offset: tuple[str, str, int], raw: bytes) -> SharedText:
+        """The one SharedText of the snapshot at `offset` (host, epoch, seq)."""
+        text = self.texts.get(offset)
+        if text is None:
+            text = self.texts[offset] = SharedText(raw.decode())
+            while len(self.texts) > self.KEEP:
+                del self.texts[next(iter(self.texts))]
+        return text
+
+
+_replayed = LoopLocal(ReplayedTexts)
 
 
 _latest_reads: LoopLocal[SingleFlight[Latest]] = LoopLocal(SingleFlight)

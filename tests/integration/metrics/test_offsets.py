@@ -7,6 +7,7 @@ import time
 import pytest
 from django.conf import settings
 
+from core.frames import SharedText
 from core.redis import close_redis
 from metrics.store import (
     load_latest,
@@ -161,3 +162,14 @@ async def test_more_missed_than_the_budget_is_not_recovered(redis_client):
     assert (await load_missed(HOST, 1, epoch, size)).recovered
     missed = await load_missed(HOST, 1, epoch, size - 1)
     assert (missed.recovered, missed.texts) == (False, [])
+
+
+async def test_sockets_resuming_from_one_offset_share_each_replayed_text(redis_client):
+    await store(100.0)
+    stored = [await store(101.0 + n) for n in range(2)]
+    first = await load_missed(HOST, 1, stored[0]["epoch"], BUDGET)
+    second = await load_missed(HOST, 2, stored[0]["epoch"], BUDGET)
+    assert first.texts == [event["text"] for event in stored]
+    # Framed and compressed once in this process, whoever resumes.
+    assert second.texts[0] is first.texts[1]
+    assert isinstance(first.texts[0], SharedText)
