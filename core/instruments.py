@@ -72,6 +72,26 @@ snapshot_delivery_seconds = Histogram(
     "last of a worker's sockets of its host.",
     buckets=DELIVERY_BUCKETS,
 )
+fleet_events_published = Counter(
+    "monitor_fleet_events_published",
+    "Fleet events built from every host's latest snapshot and published (by the "
+    "worker that leads the fleet; one per interval across the deployment).",
+)
+fleet_frames_built = Counter(
+    "monitor_fleet_frames_built",
+    "Fleet frames serialised and framed: one per fleet event, worker and distinct "
+    "set of visible hosts among its fleet viewers.",
+)
+fleet_frames_delivered = Counter(
+    "monitor_fleet_frames_delivered",
+    "Fleet frames written to viewer sockets (one per socket).",
+)
+fleet_delivery_seconds = Histogram(
+    "monitor_fleet_delivery_seconds",
+    "Seconds from a fleet event's building to its write to the last of a "
+    "worker's fleet sockets.",
+    buckets=DELIVERY_BUCKETS,
+)
 slow_clients_dropped = Counter(
     "monitor_slow_clients_dropped",
     "Connections dropped because the client did not read what was sent.",
@@ -121,6 +141,16 @@ def snapshot_broadcast(published_at: object, written: int) -> None:
     snapshots_delivered.inc(written)
     if isinstance(published_at, int | float) and not isinstance(published_at, bool):
         snapshot_delivery_seconds.observe(max(time.time() - published_at, 0.0))
+
+
+def fleet_broadcast(built_at: float, framed: int, written: int) -> None:
+    """Count a fleet event framed `framed` times and written to `written` sockets
+    by this worker, and how long after its building the last write ended."""
+    fleet_frames_built.inc(framed)
+    if not written:
+        return
+    fleet_frames_delivered.inc(written)
+    fleet_delivery_seconds.observe(max(time.time() - built_at, 0.0))
 
 
 def frame_refused(reason: str) -> None:

@@ -9,6 +9,7 @@ several deployments, or a test run, share one Redis server without seeing each o
 | `P:host:...:history` | a host's snapshot texts by timestamp | metrics.store |
 | `P:host:...:state` | a host's last sight, interval, lease | metrics.hoststate |
 | `P:host:...:leader` | a host's leading local publisher | metrics.leadership |
+| `P:fleet:leader` | the web process that builds the fleet frame | metrics.leadership |
 | `P:publisher:heartbeat` | the leading local publisher's last tick | metrics.store |
 | `P:viewers:...` | each web process's count of a host's viewers | metrics.viewers |
 | `P:sockets:user:...` | one user's open sockets, per web process | metrics.quotas |

@@ -15,6 +15,11 @@ The same channel hears of revoked users (accounts.revocation): their sockets
 here close with 4001, and it tells the token sessions (accounts.sessions) when
 revocations begin and cease to reach the process, and whom they revoke.
 
+Fleet sockets (metrics.fleetconsumers) are members too: while the process has
+any, the channel is in the fleet group, and each fleet event goes to
+metrics.fleetfanout, which frames it once per distinct set of visible hosts;
+revocations reach them as they reach the others.
+
 It also tells a host's viewers when the host goes offline (its agent
 disconnected, or no snapshot came for MISSED_INTERVALS of its intervals: a timer
 per host, restarted by every snapshot) and when it comes back (its next snapshot)."""
@@ -37,6 +42,8 @@ from core import instruments
 from core.frames import SharedText
 from core.loop_local import LoopLocal
 from metrics.events import EVENT_TYPE, HOST_EVENT_TYPE, host_frame, host_group
+from metrics.fleet import FLEET_EVENT_TYPE, FLEET_GROUP
+from metrics.fleetfanout import FleetFanout, FleetMember
 from metrics.hoststate import MISSED_INTERVALS, HostState
 
 logger = logging.getLogger(__name__)
@@ -73,6 +80,8 @@ class Fanout:
         self.offline: set[str] = set()
         # Per host: the timer that declares it offline when its snapshots stop.
         self.watchdogs: dict[str, asyncio.TimerHandle] = {}
+        # The fleet viewers, and the fleet events they get.
+        self.fleet = FleetFanout(self.channel_layer)
 
     async def join(self, member: Member) -> None:
         """Start delivering `member`'s host's events to it.
@@ -82,21 +91,7 @@ class Fanout:
         it raises and the next join tries again.
         """
         async with self.lock:
-            if self.channel is None:
-                channel = await self.channel_layer.new_channel()
-                # Reading from the start: cancelling it also drops the channel.
-                task = asyncio.create_task(self.receive_forever(channel))
-                try:
-                    await self.channel_layer.group_add(REVOCATION_GROUP, channel)
-                except BaseException:
-                    task.cancel()
-                    with contextlib.suppress(Exception):
-                        await self.channel_layer.group_discard(
-                            REVOCATION_GROUP, channel
-                        )
-                    raise
-                self.channel, self.task = channel, task
-                revocations_heard()
+            await self.open()
             host = member.host
             if host not in self.members:
                 await self.channel_layer.group_add(host_group(host), self.channel)
@@ -118,13 +113,60 @@ class Fanout:
                 del self.members[host]
                 self.forget(host)
                 await self.channel_layer.group_discard(host_group(host), self.channel)
-            if self.members:
+            await self.close_if_idle()
+
+    async def open(self) -> None:
+        """Make the process's channel and join the revocations group, unless done
+        (under the lock)."""
+        if self.channel is not None:
+            return
+        channel = await self.channel_layer.new_channel()
+        # Reading from the start: cancelling it also drops the channel.
+        task = asyncio.create_task(self.receive_forever(channel))
+        try:
+            await self.channel_layer.group_add(REVOCATION_GROUP, channel)
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(REVOCATION_GROUP, channel)
+            raise
+        self.channel, self.task = channel, task
+        revocations_heard()
+
+    async def close_if_idle(self) -> None:
+        """Drop the channel and leave the revocations group once the process has
+        no sockets left (under the lock)."""
+        if self.members or self.fleet.members:
+            return
+        channel, self.channel = self.channel, None
+        self.task.cancel()
+        self.task = None
+        revocations_unheard()
+        await self.channel_layer.group_discard(REVOCATION_GROUP, channel)
+
+    async def join_fleet(self, member: FleetMember) -> None:
+        """Start delivering fleet events to `member`; the first fleet socket makes
+        the process a member of the fleet group and starts its builder."""
+        async with self.lock:
+            await self.open()
+            if not self.fleet.members:
+                await self.channel_layer.group_add(FLEET_GROUP, self.channel)
+                self.fleet.builder.start()
+            self.fleet.members.add(member)
+
+    async def leave_fleet(self, member: FleetMember) -> None:
+        """Stop delivering fleet events to `member`; the last fleet socket takes the
+        process out of the fleet group and stops its builder."""
+        if member not in self.fleet.members:
+            return
+        self.fleet.members.discard(member)
+        async with self.lock:
+            if self.channel is None or self.fleet.members:
                 return
-            channel, self.channel = self.channel, None
-            self.task.cancel()
-            self.task = None
-            revocations_unheard()
-            await self.channel_layer.group_discard(REVOCATION_GROUP, channel)
+            self.fleet.watch(frozenset())
+            await self.fleet.builder.stop()
+            await self.channel_layer.group_discard(FLEET_GROUP, self.channel)
+            await self.close_if_idle()
 
     def watch(self, host: str, interval: object, grace: float = 0.0) -> None:
         """(Re)start the timer that declares `host` offline if no snapshot of it
@@ -197,6 +239,8 @@ class Fanout:
         kind = event.get("type")
         if kind == EVENT_TYPE:
             await self.broadcast(event)
+        elif kind == FLEET_EVENT_TYPE:
+            await self.fleet.deliver(event)
         elif kind == HOST_EVENT_TYPE:
             host = event.get("host")
             if isinstance(host, str) and event.get("online") is False:
@@ -211,9 +255,10 @@ class Fanout:
         else:
             await self.dispatch(self.everyone(), event)
 
-    def everyone(self) -> list[Member]:
-        """Every socket of this process, of every host."""
-        return [member for viewers in self.members.values() for member in viewers]
+    def everyone(self) -> list[Member | FleetMember]:
+        """Every socket of this process, of every host and of the fleet."""
+        hosts = [member for viewers in self.members.values() for member in viewers]
+        return [*hosts, *self.fleet.members]
 
     async def broadcast(self, event: dict[str, Any]) -> None:
         """Send a snapshot event's text, framed once, to its host's members."""
@@ -235,7 +280,9 @@ class Fanout:
                 logger.exception("Could not send a snapshot to one socket")
         instruments.snapshot_broadcast(event.get("sent", published_at), written)
 
-    async def dispatch(self, members: list[Member], event: dict[str, Any]) -> None:
+    async def dispatch(
+        self, members: list[Member | FleetMember], event: dict[str, Any]
+    ) -> None:
         """Run each member's handler for the event (one log line if any fail)."""
         failures: list[Exception] = []
         for member in members:

@@ -1,5 +1,5 @@
-"""A leader lock in Redis, so that one publisher of a host, of many, publishes at a
-time."""
+"""A leader lock in Redis, so that one process of many does a job at a time: one
+publisher of a host publishes, one web process builds the fleet frame."""
 
 import os
 import socket
@@ -29,6 +29,16 @@ return 0
 """
 
 
+def host_leader_key(host: str) -> str:
+    """The key of the lock of a host's leading local publisher."""
+    return redis_key("host", host, "leader")
+
+
+def fleet_leader_key() -> str:
+    """The key of the lock of the web process that builds the fleet frame."""
+    return redis_key("fleet", "leader")
+
+
 class LeaderLock:
     """Leadership that lasts `ttl` seconds past the last renewal.
 
@@ -36,11 +46,11 @@ class LeaderLock:
     expires; nobody needs to notice the death.
     """
 
-    def __init__(self, client: aioredis.Redis, ttl: float, host: str) -> None:
+    def __init__(self, client: aioredis.Redis, ttl: float, key: str) -> None:
         self.client = client
         self.ttl_ms = max(int(ttl * 1000), 1)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.key = redis_key("host", host, "leader")
+        self.key = key
         self.held = False
 
     async def acquire_or_renew(self) -> bool:

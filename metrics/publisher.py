@@ -21,7 +21,7 @@ from agent.snapshots import build_snapshot
 from core.redis import get_redis
 from metrics.events import host_group, make_event
 from metrics.hoststate import LOST, HostLease
-from metrics.leadership import LeaderLock
+from metrics.leadership import LeaderLock, host_leader_key
 from metrics.store import LATEST_TTL_INTERVALS, save_heartbeat, store_snapshot
 from metrics.viewers import count_viewers
 
@@ -111,7 +111,9 @@ class Publisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Publish on the schedule until `stop` is set, riding out Redis outages."""
         lock = LeaderLock(
-            get_redis(), ttl=LEADER_TTL_INTERVALS * self.interval, host=self.host
+            get_redis(),
+            ttl=LEADER_TTL_INTERVALS * self.interval,
+            key=host_leader_key(self.host),
         )
 
         due = self.clock()

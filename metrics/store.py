@@ -177,10 +177,24 @@ def load_latest_of(hosts: list[str]) -> dict[str, Latest]:
     (sync: for a scrape of /metrics)."""
     client = get_sync_redis()
     with client.pipeline(transaction=False) as pipe:
-        for host in hosts:
-            pipe.get(latest_key(host))
-            pipe.hgetall(state_key(host))
-        replies = pipe.execute()
+        _ask_latest_of(pipe, hosts)
+        return _latest_of(hosts, pipe.execute())
+
+
+async def read_latest_of(hosts: list[str]) -> dict[str, Latest]:
+    """load_latest_of(), on the event loop's Redis client (for the fleet frame)."""
+    async with get_redis().pipeline(transaction=False) as pipe:
+        _ask_latest_of(pipe, hosts)
+        return _latest_of(hosts, await pipe.execute())
+
+
+def _ask_latest_of(pipe: Any, hosts: list[str]) -> None:
+    for host in hosts:
+        pipe.get(latest_key(host))
+        pipe.hgetall(state_key(host))
+
+
+def _latest_of(hosts: list[str], replies: list[Any]) -> dict[str, Latest]:
     now = time.time()
     return {
         host: Latest(_parse_event(raw), parse_state(state, now))

@@ -19,7 +19,7 @@ from accounts.throttles import LoginIPThrottle
 from core.cache import PrefixedRedisCache
 from core.keys import redis_key
 from core.redis import channel_layer_host, close_redis, get_redis, get_sync_redis
-from metrics.leadership import LeaderLock
+from metrics.leadership import LeaderLock, host_leader_key
 from metrics.store import load_history, load_latest, store_snapshot
 from metrics.viewers import count_viewers
 from runner.checks import check_redis
@@ -72,7 +72,9 @@ async def use_every_client(clients: Clients, number: int) -> None:
     await store_snapshot(event, ttl=60)
     assert (await load_latest(HOST)).event["ts"] == event["ts"]
     # One lock: held before a failover, still held after it (the key replicated).
-    clients.lock = clients.lock or LeaderLock(get_redis(), ttl=60, host=HOST)
+    clients.lock = clients.lock or LeaderLock(
+        get_redis(), ttl=60, key=host_leader_key(HOST)
+    )
     assert await clients.lock.acquire_or_renew()
     assert await count_viewers(HOST) == 0
     texts, _ = await asyncio.to_thread(load_history, HOST, event["ts"])

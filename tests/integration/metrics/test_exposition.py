@@ -26,6 +26,10 @@ SERVICE_FAMILIES = {
     "monitor_snapshots_ingested",
     "monitor_snapshots_rejected",
     "monitor_logins",
+    "monitor_fleet_events_published",
+    "monitor_fleet_frames_built",
+    "monitor_fleet_frames_delivered",
+    "monitor_fleet_delivery_seconds",
 }
 HOST_FAMILIES = {
     "host_online",
