@@ -4,7 +4,9 @@ intervals of an agent's death, gone when the grant goes (and the open detail pag
 that host saying so), the cards' links and the host switcher, the filter and the
 order, phone width and the dark theme; the README's screenshots."""
 
+import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -14,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,19 +24,42 @@ from playwright.sync_api import Page, expect
 
 from metrics.hosts import create_host
 from metrics.models import Host
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, SERVICE_ENV
+from tests.browser.test_charts import snapshot
 from tests.browser.test_dashboard import expect_live, log_in, module_urls, settle
+from tests.conftest import delete_own_keys
 from tests.support import processes
 from tests.support.agents import start_agent
+from tests.support.hosts import host_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 logger = logging.getLogger(__name__)
 
-INTERVAL = 1.0  # the agents' live interval, and the publisher's (conftest)
+INTERVAL = 1.0  # the agents' live interval, the publisher's and the fleet frames'
+
 AGENT_HOSTS = ("alpha", "beta")
 FLEET_URL = "/api/ws/fleet"
 PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def service(
+    browser, static_files, django_db_setup, redis_sync, tmp_path_factory
+) -> Iterator[int]:
+    """A real daphne sending fleet frames every second, and a publisher."""
+    delete_own_keys(redis_sync)
+    logs = tmp_path_factory.mktemp("service")
+    interval = f"{INTERVAL:g}"
+    env = {**SERVICE_ENV, "METRICS_INTERVAL": interval}
+    try:
+        with (
+            processes.daphne(logs, **env) as (_, port),
+            processes.publisher(logs, "--interval", interval),
+        ):
+            yield port
+    finally:
+        delete_own_keys(redis_sync)
 
 
 @contextmanager
@@ -63,7 +89,7 @@ def agents(service, user, tmp_path) -> Iterator[dict[str, subprocess.Popen]]:
 
 
 def open_overview(page: Page, port: int) -> None:
-    """Open `/`, log in as alice, wait for a card of each agent's host."""
+    """Open `/`, log in as alice, wait for a card of each agent's host, seen."""
     page.goto(f"http://127.0.0.1:{port}/")
     log_in(page, port)
     expect(page.locator("#overview")).to_be_visible()
@@ -72,6 +98,8 @@ def open_overview(page: Page, port: int) -> None:
     )
     for name in AGENT_HOSTS:
         expect(card(page, name)).to_have_attribute("data-online", "true")
+        # Seen: a frame brought the figures of a snapshot of the host.
+        expect(card(page, name).locator('[data-figure="cpu"]')).to_contain_text("%")
 
 
 def card(page: Page, name: str):
@@ -272,15 +300,30 @@ def overflow(page: Page) -> int:
     )
 
 
-def test_overview_at_phone_width_and_in_both_themes(service, agents, page):
+@pytest.fixture
+def past(redis_sync) -> None:
+    """Ten minutes of history for the agents' hosts (a snapshot every 5 s, the CPU
+    in waves), so that the screenshots' sparklines span their whole width."""
+    for index, name in enumerate(AGENT_HOSTS):
+        for seconds_ago in range(600, 0, -5):
+            wave = math.sin(seconds_ago / (40 + 25 * index)) + 1
+            cpu = round(10 + 30 * wave + 5 * index, 1)
+            message = snapshot(seconds_ago, usage_percent=cpu)
+            published = datetime.fromisoformat(message["timestamp"]).timestamp()
+            key = host_key("history", host=name)
+            redis_sync.zadd(key, {json.dumps(message): published})
+
+
+def test_overview_at_phone_width_and_in_both_themes(service, past, agents, page):
     open_overview(page, service)
     for name in AGENT_HOSTS:
         page.wait_for_function(
             "(name) => Number(document.querySelector("
-            '`.card[data-host="${name}"] .sparkline`).dataset.points) >= 10',
+            '`.card[data-host="${name}"] .sparkline`).dataset.points) >= 125',
             arg=name,
-            timeout=20_000,
         )
+    agents[AGENT_HOSTS[1]].send_signal(signal.SIGKILL)  # an offline card, too
+    expect(card(page, AGENT_HOSTS[1])).to_have_attribute("data-online", "false")
     ARTIFACTS.mkdir(exist_ok=True)
     page.emulate_media(color_scheme="light")
     settle(page)
