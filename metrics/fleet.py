@@ -57,10 +57,11 @@ def figures_of(snapshot: dict[str, Any] | None) -> dict[str, Any]:
     cpu = _section(data, "cpu")
     network = _section(data, "network")
     load = cpu.get("load_avg")
-    partitions = _section(data, "disk").get("partitions")
+    # Partitions by mount point (docs/protocol.md).
+    partitions = _section(_section(data, "disk"), "partitions")
     disks = [
         _number(partition.get("usage_percent"))
-        for partition in (partitions if isinstance(partitions, list) else [])
+        for partition in partitions.values()
         if isinstance(partition, dict)
     ]
     disks = [percent for percent in disks if percent is not None]

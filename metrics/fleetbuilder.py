@@ -4,10 +4,11 @@ Every web process with fleet viewers runs a FleetBuilder; on each tick of the
 interval (METRICS_INTERVAL, aligned to the wall clock so that the processes tick
 together) it takes or renews the fleet leader lock, and only the holder reads
 every enabled host's latest snapshot and state (one Redis round trip), builds
-each host's entry and publishes one event to the fleet group. No process of its
-own: a deployment of agents and web workers needs nothing more. A leader that
-dies stops renewing; its lock lapses after LEADER_TTL_INTERVALS, and the next
-tick of another process takes it over, within two intervals."""
+each host's entry and publishes one event to the fleet group, stamped with the
+tick (two holders of one tick, for a moment, make the same frame). No process
+of its own: a deployment of agents and web workers needs nothing more. A leader
+that dies stops renewing; its lock lapses after LEADER_TTL_INTERVALS, and the
+next tick of another process takes it over, within two intervals."""
 
 import asyncio
 import contextlib
@@ -38,17 +39,18 @@ def fleet_interval() -> float:
     return float(settings.METRICS_INTERVAL)
 
 
-async def build_fleet_event() -> dict[str, Any]:
-    """The fleet event now: every enabled host's entry, from one Redis round trip."""
-    built_at = time.time()
+async def build_fleet_event(tick: float | None = None) -> dict[str, Any]:
+    """The fleet event of `tick` (wall time; None: now): every enabled host's
+    entry, read now in one Redis round trip."""
+    built_at = time.time() if tick is None else tick
     hosts = sorted((await get_directory().current()).enabled)
     latests = await read_latest_of(hosts)
     return make_fleet_event(serialise_entries(latests), built_at, fleet_interval())
 
 
-def until_next_tick(now: float, interval: float) -> float:
-    """Seconds from wall time `now` to the next multiple of `interval`."""
-    return interval - now % interval
+def next_tick(now: float, interval: float) -> float:
+    """The first multiple of `interval` after wall time `now`."""
+    return now - now % interval + interval
 
 
 class FleetBuilder:
@@ -78,20 +80,23 @@ class FleetBuilder:
         lock = LeaderLock(
             get_redis(), ttl=LEADER_TTL_INTERVALS * interval, key=fleet_leader_key()
         )
+        tick = next_tick(time.time(), interval)
         try:
             while True:
-                await asyncio.sleep(until_next_tick(time.time(), interval))
-                await self.tick(lock)
+                await asyncio.sleep(max(tick - time.time(), 0.0))
+                await self.tick(lock, tick)
+                # The next tick, or the first after now if building took longer.
+                tick = max(tick + interval, next_tick(time.time(), interval))
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await lock.release()
 
-    async def tick(self, lock: LeaderLock) -> None:
-        """Publish the fleet event if this process holds the lock; a failure is
-        logged and the next tick tries again."""
+    async def tick(self, lock: LeaderLock, tick: float) -> None:
+        """Publish the fleet event of `tick` if this process holds the lock; a
+        failure is logged and the next tick tries again."""
         try:
             if await lock.acquire_or_renew():
-                event = await build_fleet_event()
+                event = await build_fleet_event(tick)
                 await self.channel_layer.group_send(FLEET_GROUP, event)
                 instruments.fleet_events_published.inc()
         except (RedisError, OSError) as error:

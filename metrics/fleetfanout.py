@@ -6,13 +6,13 @@ by the set of hosts their users may see (metrics.access, asked once per distinct
 user per event); each distinct set gets one frame, serialised and wrapped as a
 SharedText once (framed once by runner.webserver) and written to each of its
 sockets. An event that is not newer than the last one received (a second
-builder for a moment, or the frame a socket was given on connect) is dropped.
+builder of the same tick) is dropped, and a socket never gets a frame that is not
+newer than the last it got (the one it was given on connect).
 
 The process counts as one viewer (metrics.viewers) of each host that its fleet
 viewers may see, so that those hosts send at their live interval, as they do
 for a viewer of each."""
 
-import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -53,7 +53,11 @@ class FleetFanout:
 
     def __init__(self, channel_layer: Any) -> None:
         self.members: set[FleetMember] = set()
+        # The last fleet event received from the group.
         self.latest: dict[str, Any] | None = None
+        # The last one built here for connecting sockets (never broadcast: a
+        # periodic event built just before it must still reach the others).
+        self.fresh: dict[str, Any] | None = None
         self.reads: SingleFlight[dict[str, Any]] = SingleFlight()
         self.builder = FleetBuilder(channel_layer)
         # The hosts this process counts itself a viewer of, for its fleet viewers.
@@ -70,23 +74,16 @@ class FleetFanout:
         self.watched = hosts
 
     async def current(self, not_before: float | None = None) -> dict[str, Any]:
-        """The fleet event for a socket connecting now: the last one received if
-        it was built within an interval, else one built from a fresh read (shared
-        by the connects that overlap, if sent no earlier than `not_before`, a
-        time.monotonic() value)."""
-        latest = self.latest
-        if latest is not None and time.time() - latest["ts"] <= fleet_interval():
-            return latest
-        event = await self.reads.run("fleet", build_fleet_event, not_before)
-        self.remember(event)
-        return event
-
-    def remember(self, event: dict[str, Any]) -> bool:
-        """Keep an event as the latest if it is newer; return whether it was."""
-        if self.latest is not None and event["ts"] <= self.latest["ts"]:
-            return False
-        self.latest = event
-        return True
+        """The fleet event for a socket connecting now: the newest one received
+        or built here, if built within an interval, else one built from a fresh
+        read (shared by the connects that overlap, if sent no earlier than
+        `not_before`, a time.monotonic() value)."""
+        known = [event for event in (self.latest, self.fresh) if event is not None]
+        newest = max(known, key=lambda event: event["ts"], default=None)
+        if newest is not None and time.time() - newest["ts"] <= fleet_interval():
+            return newest
+        self.fresh = await self.reads.run("fleet", build_fleet_event, not_before)
+        return self.fresh
 
     async def deliver(self, event: dict[str, Any]) -> None:
         """Write a new fleet event to every fleet socket here, framed once per
@@ -94,20 +91,21 @@ class FleetFanout:
         if not is_fleet_event(event):
             logger.warning("Dropped a fleet event without its entries")
             return
-        if not self.remember(event):
+        if self.latest is not None and event["ts"] <= self.latest["ts"]:
             return
+        self.latest = event
         members = list(self.members)
         by_user: dict[str, list[FleetMember]] = defaultdict(list)
         for member in members:
             by_user[member.user_id].append(member)
-        sockets = [viewers[0] for viewers in by_user.values()]
-        answers = await asyncio.gather(
-            *(visible_to(member) for member in sockets), return_exceptions=True
-        )
         by_set: dict[frozenset[str], list[FleetMember]] = defaultdict(list)
-        for viewers, visible in zip(by_user.values(), answers, strict=True):
-            if isinstance(visible, BaseException):
-                logger.error("Could not read a user's hosts", exc_info=visible)
+        # One after the other: a remembered user's hosts come without a pause, and
+        # a task per user would cost more than the lookup.
+        for viewers in by_user.values():
+            try:
+                visible = await visible_to(viewers[0])
+            except Exception:
+                logger.exception("Could not read a user's hosts; no frame for them")
                 continue
             by_set[visible].extend(viewers)
         self.watch(frozenset().union(*by_set))

@@ -6,7 +6,9 @@ with fleet sockets on both workers."""
 import asyncio
 import itertools
 import logging
+import os
 import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from accounts.models import User
 from core import closes
+from core.keys import redis_key
 from metrics.fleet import FIGURES
 from metrics.hosts import create_host
 from metrics.models import Host
@@ -97,8 +100,11 @@ def entry(frame: dict, host: str) -> dict | None:
 
 
 def live(frame: dict) -> bool:
-    """Whether every host of the frame is online, with figures."""
-    return all(e["online"] and e["cpu_percent"] is not None for e in frame["hosts"])
+    """Whether every host of the frame is online, with every figure."""
+    return all(
+        e["online"] and all(e[figure] is not None for figure in FIGURES)
+        for e in frame["hosts"]
+    )
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -143,6 +149,7 @@ class Deployment:
     """Two web workers, their ports, the hosts' tokens and the users' tokens."""
 
     ports: tuple[int, int]
+    workers: list[subprocess.Popen]
     host_tokens: dict[str, str]
     users: dict[str, str]
     tmp_path: Path
@@ -164,10 +171,12 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
         "METRICS_PROMETHEUS_TOKEN": SCRAPE_TOKEN,
     }
     with ExitStack() as stack:
-        ports = tuple(
-            stack.enter_context(processes.daphne(tmp_path, **env))[1] for _ in range(2)
-        )
-        yield Deployment(ports, host_tokens, users, tmp_path)
+        started = [
+            stack.enter_context(processes.daphne(tmp_path, **env)) for _ in range(2)
+        ]
+        ports = (started[0][1], started[1][1])
+        workers = [worker for worker, _ in started]
+        yield Deployment(ports, workers, host_tokens, users, tmp_path)
 
 
 @asynccontextmanager
@@ -382,3 +391,41 @@ async def test_a_fleet_socket_answers_ping_and_renews_its_token(server, user):
         assert await close_frame(ws) == closes.INVALID_TOKEN
     finally:
         await ws.close()
+
+
+def leader_pid(client) -> int:
+    """The process id of the web worker holding the fleet leader lock."""
+    owner = client.get(redis_key("fleet", "leader"))
+    assert owner is not None, "no worker leads the fleet"
+    return int(owner.decode().split(":")[1])
+
+
+async def test_the_frames_go_on_within_two_intervals_when_the_leading_worker_dies(
+    tmp_path, clean_redis
+):
+    async with deployment(tmp_path) as hub:
+        token = hub.users["both"]
+        watchers = {port: await open_fleet(port, token) for port in hub.ports}
+        try:
+            for ws in watchers.values():
+                await next_fleet(ws)
+                await next_fleet(ws)
+            pid = leader_pid(clean_redis)
+            (dying,) = [
+                port
+                for port, worker in zip(hub.ports, hub.workers, strict=True)
+                if worker.pid == pid
+            ]
+            (survivor,) = set(hub.ports) - {dying}
+            ws = watchers[survivor]
+            last = built_at(await next_fleet(ws))
+            os.kill(pid, signal.SIGKILL)
+            frames = await collect(ws, 5 * INTERVAL)
+            assert leader_pid(clean_redis) == hub.workers[hub.ports.index(survivor)].pid
+        finally:
+            await asyncio.gather(*(ws.close() for ws in watchers.values()))
+    times = [last, *(built_at(frame) for frame in frames)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    logger.info("frames on the surviving worker after the leader died: gaps %s", gaps)
+    assert len(frames) >= 3, frames
+    assert max(gaps) <= 2 * INTERVAL + 0.5, gaps

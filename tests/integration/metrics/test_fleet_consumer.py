@@ -1,5 +1,6 @@
 """The fleet consumer through the full ASGI stack, on the real Redis layer."""
 
+import asyncio
 import contextlib
 import json
 import time
@@ -13,6 +14,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from core import closes, instruments
+from core.keys import redis_key
 from metrics.fleet import FLEET_GROUP, make_fleet_event
 from metrics.hosts import create_host
 from metrics.models import Host
@@ -32,7 +34,12 @@ SNAPSHOT = {
         "cpu": {"usage_percent": 12.5, "load_avg": [0.5, 0.4, 0.3]},
         "memory": {"usage_percent": 40.0},
         "network": {"bytes_sent_per_sec": 100.0, "bytes_recv_per_sec": 200.0},
-        "disk": {"partitions": [{"usage_percent": 30.0}, {"usage_percent": 70.5}]},
+        "disk": {
+            "partitions": {
+                "/": {"usage_percent": 30.0},
+                "/data": {"usage_percent": 70.5},
+            }
+        },
     },
 }
 
@@ -216,8 +223,8 @@ async def test_an_event_no_newer_than_the_frame_sent_on_connect_is_not_sent(
 ):
     comm = await fleet_socket(token_of(await make_user("viewer", "alpha")))
     first = await receive_fleet(comm)
-    built_at = datetime.fromisoformat(first["timestamp"]).timestamp()
-    await redis_layer.group_send(FLEET_GROUP, make_fleet_event({}, built_at - 1, 1))
+    older = make_fleet_event({}, built_at(first) - 1, 1)
+    await redis_layer.group_send(FLEET_GROUP, older)
     assert await comm.receive_nothing(timeout=0.5)
 
 
@@ -275,3 +282,48 @@ async def test_fleet_viewers_make_the_hosts_they_see_live(fleet_socket, db):
     for comm in comms:
         await comm.disconnect()
     await eventually_equal(counts, (0, 0), 5, "alpha is still watched")
+
+
+async def test_fleet_and_metrics_sockets_count_against_one_cap(
+    fleet_socket, communicator, settings, default_host, access_token
+):
+    settings.METRICS_WS_MAX_SOCKETS_PER_USER = 2
+    first = await fleet_socket(access_token)
+    await receive_fleet(first)
+    second = communicator(f"token={access_token}")
+    assert (await second.connect())[0]
+    third = await fleet_socket(access_token)
+    assert await third.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": closes.SOCKET_QUOTA_EXCEEDED.code,
+        "reason": closes.SOCKET_QUOTA_EXCEEDED.reason,
+    }
+
+
+async def test_a_frame_built_for_a_connect_keeps_no_periodic_one_from_the_others(
+    fleet_socket, redis_layer, clean_redis, settings, db
+):
+    settings.METRICS_INTERVAL = 1
+    # Another process leads: only the events the test sends are periodic.
+    clean_redis.set(redis_key("fleet", "leader"), "elsewhere:1:x", px=60_000)
+    first = await fleet_socket(token_of(await make_user("first", "alpha")))
+    await receive_fleet(first)
+    # What the process holds ages past an interval: the next connect reads afresh.
+    await asyncio.sleep(1.2)
+    second = await fleet_socket(token_of(await make_user("second", "alpha")))
+    fresh = await receive_fleet(second)
+    assert names(fresh) == ["alpha"]
+    # A periodic event built just before that fresh read reaches the first socket,
+    # not the second, which has newer figures.
+    periodic = make_fleet_event({}, built_at(fresh) - 0.5, 1)
+    await redis_layer.group_send(FLEET_GROUP, periodic)
+    assert (await receive_fleet(first))["timestamp"] < fresh["timestamp"]
+    assert await second.receive_nothing(timeout=0.5)
+
+
+def names(frame: dict) -> list[str]:
+    return [entry["host"] for entry in frame["hosts"]]
+
+
+def built_at(frame: dict) -> float:
+    return datetime.fromisoformat(frame["timestamp"]).timestamp()

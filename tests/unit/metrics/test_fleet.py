@@ -14,6 +14,7 @@ from metrics.fleet import (
     parse_snapshot,
     serialise_entries,
 )
+from metrics.fleetbuilder import next_tick
 from metrics.hoststate import HostState
 from metrics.store import Latest
 
@@ -25,7 +26,9 @@ DATA = {
     "cpu": {"usage_percent": 12.5, "load_avg": [0.52, 0.4, 0.3]},
     "memory": {"usage_percent": 41.2},
     "network": {"bytes_sent_per_sec": 10240.0, "bytes_recv_per_sec": 20480.0},
-    "disk": {"partitions": [{"usage_percent": 30.0}, {"usage_percent": 70.5}]},
+    "disk": {
+        "partitions": {"/": {"usage_percent": 30.0}, "/data": {"usage_percent": 70.5}}
+    },
 }
 SNAPSHOT = {"type": "metrics", "timestamp": "2026-01-19T14:30:05.000Z", "data": DATA}
 
@@ -61,7 +64,11 @@ def test_a_host_without_a_snapshot_has_null_figures():
     [
         ({**DATA, "cpu": {"usage_percent": 1.0, "load_avg": None}}, "load_1"),
         ({**DATA, "cpu": {"usage_percent": 1.0, "load_avg": []}}, "load_1"),
-        ({**DATA, "disk": {"partitions": []}}, "disk_max_percent"),
+        ({**DATA, "disk": {"partitions": {}}}, "disk_max_percent"),
+        (
+            {**DATA, "disk": {"partitions": [{"usage_percent": 5.0}]}},
+            "disk_max_percent",
+        ),
         ({**DATA, "disk": {"partitions": "x"}}, "disk_max_percent"),
         ({**DATA, "cpu": {"usage_percent": None}}, "cpu_percent"),
         ({**DATA, "cpu": {"usage_percent": True}}, "cpu_percent"),
@@ -74,7 +81,12 @@ def test_a_figure_missing_or_not_a_number_is_null(data, figure):
 
 
 def test_partitions_without_a_number_are_passed_over_for_the_fullest():
-    partitions = [{"usage_percent": None}, {"mount": "/"}, 5, {"usage_percent": 9}]
+    partitions = {
+        "/": {"usage_percent": None},
+        "/a": {},
+        "/b": 5,
+        "/c": {"usage_percent": 9},
+    }
     assert (
         figures_of({"data": {"disk": {"partitions": partitions}}})["disk_max_percent"]
         == 9
@@ -127,3 +139,11 @@ def test_a_malformed_fleet_event_is_recognised(event):
 
 def test_a_fleet_event_made_here_is_recognised():
     assert is_fleet_event(make_fleet_event({"a": "{}"}, 1.0, 5))
+
+
+@pytest.mark.parametrize(
+    ("now", "interval", "tick"),
+    [(12.3, 5.0, 15.0), (15.0, 5.0, 20.0), (0.2, 0.5, 0.5), (7.0, 1.0, 8.0)],
+)
+def test_ticks_fall_on_multiples_of_the_interval(now, interval, tick):
+    assert next_tick(now, interval) == pytest.approx(tick)
