@@ -24,10 +24,9 @@ from playwright.sync_api import Page, expect
 
 from metrics.hosts import create_host
 from metrics.models import Host
-from tests.browser.conftest import ARTIFACTS, SERVICE_ENV
+from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_charts import snapshot
 from tests.browser.test_dashboard import expect_live, log_in, module_urls, settle
-from tests.conftest import delete_own_keys
 from tests.support import processes
 from tests.support.agents import start_agent
 from tests.support.hosts import host_key
@@ -36,30 +35,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 logger = logging.getLogger(__name__)
 
-INTERVAL = 1.0  # the agents' live interval, the publisher's and the fleet frames'
+INTERVAL = 1.0  # the agents' live interval, and the service's (conftest)
 
 AGENT_HOSTS = ("alpha", "beta")
 FLEET_URL = "/api/ws/fleet"
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def service(
-    browser, static_files, django_db_setup, redis_sync, tmp_path_factory
-) -> Iterator[int]:
-    """A real daphne sending fleet frames every second, and a publisher."""
-    delete_own_keys(redis_sync)
-    logs = tmp_path_factory.mktemp("service")
-    interval = f"{INTERVAL:g}"
-    env = {**SERVICE_ENV, "METRICS_INTERVAL": interval}
-    try:
-        with (
-            processes.daphne(logs, **env) as (_, port),
-            processes.publisher(logs, "--interval", interval),
-        ):
-            yield port
-    finally:
-        delete_own_keys(redis_sync)
 
 
 @contextmanager

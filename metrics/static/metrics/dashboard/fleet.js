@@ -85,7 +85,7 @@ export function secondsSinceSeen(entry) {
 }
 
 /** The busiest of a host's figures: CPU %, memory % or its fullest disk's %. */
-export function busiest(entry) {
+function busiest(entry) {
   const figures = [entry.cpu_percent, entry.memory_percent, entry.disk_max_percent];
   const known = figures.filter(Number.isFinite);
   return known.length ? Math.max(...known) : null;

@@ -7,7 +7,7 @@
 import * as auth from "./auth.js";
 import * as socket from "./socket.js";
 
-export const MESSAGES = {
+const MESSAGES = {
   wrongPassword: "Wrong username or password.",
   unreachable: "Cannot reach the server; check the connection and try again.",
   expired: "Your session has expired; log in again.",

@@ -226,7 +226,7 @@ export function showHistoryPoints(count) {
   elements.dashboard.dataset.historyPoints = String(count);
 }
 
-export function clearCounters() {
+function clearCounters() {
   delete elements.dashboard.dataset.historyPoints;
   elements.dashboard.dataset.points = "0";
 }
