@@ -43,9 +43,9 @@ PASSWORD_CHANGED = Close(UNAUTHORIZED, "password changed")
 ANOTHER_USERS_TOKEN = Close(UNAUTHORIZED, "token of another user")
 # 4003: METRICS_REQUIRED_PERMISSION, at connect or on renewal.
 PERMISSION_REQUIRED = Close(FORBIDDEN, "permission required")
-# 4004: the host asked for is unknown or disabled (or, in time, not the user's to
-# see: the same answer, so that names cannot be probed), or none was asked for and
-# no default can be chosen.
+# 4004: the host asked for is unknown, disabled, or not the user's to see (the same
+# answer, so that names cannot be probed), at connect or when a grant is taken away;
+# or none was asked for and no host of the user's can be chosen.
 NO_SUCH_HOST = Close(NOT_FOUND, "no such host")
 NO_DEFAULT_HOST = Close(NOT_FOUND, "no host to show; choose one with ?host=NAME")
 # 4008 and 4009: the client's frames.

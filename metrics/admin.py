@@ -1,4 +1,10 @@
+"""Hosts in the admin, with who may see them; and, on each user's page, the hosts
+the user may see (metrics.access)."""
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -10,18 +16,20 @@ from metrics.models import Host
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
     """Hosts: add one (its token shown once), disable, enable, delete, rotate its
-    token. The token's digest is never shown."""
+    token, choose its viewers (users and groups). The token's digest is never
+    shown."""
 
     list_display = ("name", "enabled", "local", "created_at")
     list_filter = ("enabled", "local")
     search_fields = ("name",)
     exclude = ("token_hash",)
     actions = ("disable_hosts", "enable_hosts", "rotate_tokens")
+    filter_horizontal = ("viewers", "viewer_groups")
 
     def get_fields(self, request: HttpRequest, obj: Host | None = None):
         if obj is None:
             return ("name",)
-        return ("name", "enabled", "local", "created_at")
+        return ("name", "enabled", "local", "created_at", "viewers", "viewer_groups")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Host | None = None):
         if obj is None:
@@ -80,3 +88,49 @@ def show_token(request: HttpRequest, host: Host, token: str) -> None:
             token,
         ),
     )
+
+
+class VisibleHostsForm(forms.ModelForm):
+    """A user's change form with the hosts the user is granted (Host.viewers)."""
+
+    visible_hosts = forms.ModelMultipleChoiceField(
+        queryset=Host.objects.all(),
+        required=False,
+        widget=FilteredSelectMultiple("hosts", is_stacked=False),
+        help_text=(
+            "Hosts this user may see, besides those granted to their groups "
+            "(superusers see every host)."
+        ),
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["visible_hosts"].initial = self.instance.visible_hosts.all()
+
+    def _save_m2m(self) -> None:
+        super()._save_m2m()
+        # set(): m2m_changed, so that the change reaches open sockets.
+        self.instance.visible_hosts.set(self.cleaned_data["visible_hosts"])
+
+
+def with_visible_hosts(user_admin: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
+    """The user admin registered (accounts.admin), with "Visible hosts" on a user's
+    change page."""
+
+    class UserAdmin(user_admin):
+        form = type("UserChangeForm", (VisibleHostsForm, user_admin.form), {})
+        fieldsets = (
+            *user_admin.fieldsets,
+            ("Hosts", {"fields": ("visible_hosts",)}),
+        )
+
+    return UserAdmin
+
+
+# accounts registers the user model first (INSTALLED_APPS order); metrics, which
+# accounts must not import, adds its hosts to that page.
+_user_model = get_user_model()
+_user_admin = type(admin.site.get_model_admin(_user_model))
+admin.site.unregister(_user_model)
+admin.site.register(_user_model, with_visible_hosts(_user_admin))

@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from core import closes, instruments
 from core.scopes import query_value
-from metrics.directory import get_directory
+from metrics.access import choose_visible_host
 from metrics.fanout import get_fanout
 from metrics.sockets import ViewerConsumer
 from metrics.store import load_latest
@@ -35,7 +35,7 @@ class MetricsConsumer(ViewerConsumer):
     held: list[tuple[float | None, str]] | None = None
 
     async def connect(self) -> None:
-        """Join and accept; or accept and close with 4001/4003/1011 (core.closes).
+        """Join and accept; or accept and close with a code of core.closes.
 
         The socket joins before the handshake completes, so a client receives
         every snapshot published after it is open (and the latest before that).
@@ -44,7 +44,8 @@ class MetricsConsumer(ViewerConsumer):
         if session is None:
             return
         requested = query_value(self.scope, "host")
-        host = await get_directory().resolve(requested)
+        choice = await choose_visible_host(session.user_id, requested)
+        host = choice.host
         if host is None:
             await self.refuse(
                 closes.NO_SUCH_HOST if requested is not None else closes.NO_DEFAULT_HOST
@@ -62,6 +63,9 @@ class MetricsConsumer(ViewerConsumer):
             get_registry().add(host)
             if not await session.still_valid():
                 await self.refuse(closes.USER_INACTIVE)
+                return
+            if not await choice.still_visible():
+                await self.refuse(closes.NO_SUCH_HOST)
                 return
             latest, state = await load_latest(host, not_before=joined_at)
         except (RedisError, OSError) as error:

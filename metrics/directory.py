@@ -41,6 +41,19 @@ class Hosts:
             return next(iter(self.enabled))
         return None
 
+    def choose(self, requested: str | None, visible: frozenset[str]) -> str | None:
+        """The host of a viewer who may see `visible` (metrics.access) and asks for
+        `requested` (None: no choice): a host named, if enabled and theirs to see
+        (else None, alike); with none named, the default host if theirs to see,
+        else the only enabled host they may see, else None."""
+        mine = self.enabled & visible
+        if requested is not None:
+            return requested if requested in mine else None
+        default = self.default()
+        if default in mine:
+            return default
+        return next(iter(mine)) if len(mine) == 1 else None
+
 
 def read_hosts() -> Hosts:
     """The enabled hosts, from the database."""
@@ -72,20 +85,15 @@ class HostDirectory:
     async def _read(self) -> Hosts:
         return await database_sync_to_async(read_hosts, thread_sensitive=False)()
 
-    async def resolve(self, requested: str | None) -> str | None:
-        """The host a viewer asking for `requested` (None: no choice) watches, or
-        None when it is unknown, disabled, or none can be chosen."""
-        hosts = await self.current()
-        found = self.find(hosts, requested)
+    async def resolve(
+        self, requested: str | None, visible: frozenset[str]
+    ) -> str | None:
+        """The host a viewer who may see `visible` and asks for `requested` (None:
+        no choice) watches (Hosts.choose), or None."""
+        found = (await self.current()).choose(requested, visible)
         if found is None:
-            found = self.find(await self.current(fresh=True), requested)
+            found = (await self.current(fresh=True)).choose(requested, visible)
         return found
-
-    @staticmethod
-    def find(hosts: Hosts, requested: str | None) -> str | None:
-        if requested is None:
-            return hosts.default()
-        return requested if requested in hosts.enabled else None
 
 
 _directories = LoopLocal(HostDirectory)

@@ -13,7 +13,10 @@ member itself.
 
 The same channel hears of revoked users (accounts.revocation): their sockets
 here close with 4001, and it tells the token sessions (accounts.sessions) when
-revocations begin and cease to reach the process, and whom they revoke.
+revocations begin and cease to reach the process, and whom they revoke. It hears
+of grant changes too (metrics.grants): it tells the process's HostAccess
+(metrics.access) the same moments and whom a change concerns, and closes with
+4004 the sockets of hosts their users may no longer see.
 
 Fleet sockets (metrics.fleetconsumers) are members too: while the process has
 any, the channel is in the fleet group, and each fleet event goes to
@@ -38,12 +41,14 @@ from accounts.revocation import (
     revocation_close,
 )
 from accounts.sessions import revocations_heard, revocations_unheard, user_revoked
-from core import instruments
+from core import closes, instruments
 from core.frames import SharedText
 from core.loop_local import LoopLocal
+from metrics.access import cached_visible_hosts, get_access
 from metrics.events import EVENT_TYPE, HOST_EVENT_TYPE, host_frame, host_group
 from metrics.fleet import FLEET_EVENT_TYPE, FLEET_GROUP
 from metrics.fleetfanout import FleetFanout, FleetMember
+from metrics.grants import ACCESS_CHANGED_EVENT, read_access_event
 from metrics.hoststate import MISSED_INTERVALS, HostState
 
 logger = logging.getLogger(__name__)
@@ -132,6 +137,7 @@ class Fanout:
             raise
         self.channel, self.task = channel, task
         revocations_heard()
+        get_access().set_heard(True)
 
     async def close_if_idle(self) -> None:
         """Drop the channel and leave the revocations group once the process has
@@ -142,6 +148,7 @@ class Fanout:
         self.task.cancel()
         self.task = None
         revocations_unheard()
+        get_access().set_heard(False)
         await self.channel_layer.group_discard(REVOCATION_GROUP, channel)
 
     async def join_fleet(self, member: FleetMember) -> None:
@@ -231,8 +238,8 @@ class Fanout:
 
     async def deliver(self, event: object) -> None:
         """Write a snapshot to its host's members; tell them when the host goes
-        offline; close a revoked user's sockets; pass any other event to every
-        member's handler."""
+        offline; close a revoked user's sockets, and those of hosts their users may
+        no longer see; pass any other event to every member's handler."""
         if not isinstance(event, dict):
             logger.warning("Dropped a group message that is not an event: %r", event)
             return
@@ -252,8 +259,30 @@ class Fanout:
             revoked = [m for m in self.everyone() if m.user_id == user_id]
             close = revocation_close(event)
             await self.dispatch(revoked, {"type": REVOKED_EVENT, "close": close})
+        elif kind == ACCESS_CHANGED_EVENT:
+            await self.recheck_access(event)
         else:
             await self.dispatch(self.everyone(), event)
+
+    async def recheck_access(self, event: dict[str, Any]) -> None:
+        """Grants changed: forget the users the event names, and close with 4004
+        their sockets here of hosts they may no longer see (one lookup per user,
+        however many sockets they have)."""
+        users, hosts = read_access_event(event)
+        get_access().forget(users)
+        members = [
+            member
+            for host, viewers in list(self.members.items())
+            if hosts is None or host in hosts
+            for member in viewers
+            if users is None or member.user_id in users
+        ]
+        user_ids = sorted({member.user_id for member in members})
+        found = await asyncio.gather(*map(cached_visible_hosts, user_ids))
+        visible = dict(zip(user_ids, found, strict=True))
+        lost = [m for m in members if m.host not in visible[m.user_id]]
+        close = {"type": REVOKED_EVENT, "close": closes.NO_SUCH_HOST}
+        await self.dispatch(lost, close)
 
     def everyone(self) -> list[Member | FleetMember]:
         """Every socket of this process, of every host and of the fleet."""

@@ -4,7 +4,6 @@ interval, one entry per host that their user may see."""
 import logging
 import time
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from redis.exceptions import RedisError
 
 from core import closes
@@ -22,8 +21,6 @@ class FleetConsumer(ViewerConsumer):
     Like MetricsConsumer it has no channel of its own: the process's Fanout is
     the member of the fleet group for all its fleet sockets."""
 
-    # The socket's user (whose visible hosts filter each frame).
-    user: AbstractBaseUser | None = None
     # Fleet frames that arrive from joining until connect() has sent the first.
     held: list[tuple[float, str]] | None = None
     # When the last frame sent was built: none built no later is sent again.
@@ -36,7 +33,6 @@ class FleetConsumer(ViewerConsumer):
         if session is None:
             return
         self.user_id = session.user_id
-        self.user = session.user
         fanout = get_fanout()
         try:
             if not await self.take_place():

@@ -2,28 +2,27 @@
 
 The process's Fanout (metrics.fanout) is a member of the fleet group while it
 has fleet viewers, and hands each fleet event here once. The viewers are grouped
-by the set of hosts their users may see (metrics.access, asked once per distinct
-user per event); each distinct set gets one frame, serialised and wrapped as a
-SharedText once (framed once by runner.webserver) and written to each of its
-sockets. An event that is not newer than the last one received (a second
-builder of the same tick) is dropped, and a socket never gets a frame that is not
-newer than the last it got (the one it was given on connect).
+by the set of hosts their users may see (metrics.access, remembered per process,
+asked once per distinct user per event); each distinct set gets one frame,
+serialised and wrapped as a SharedText once (framed once by runner.webserver)
+and written to each of its sockets. An event that is not newer than the last one
+received (a second builder of the same tick) is dropped, and a socket never gets
+a frame that is not newer than the last it got (the one it was given on connect).
 
 The process counts as one viewer (metrics.viewers) of each host that its fleet
 viewers may see, so that those hosts send at their live interval, as they do
 for a viewer of each."""
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
 from typing import Any, Protocol
 
-from django.contrib.auth.base_user import AbstractBaseUser
-
 from core import instruments
 from core.frames import SharedText
 from core.singleflight import SingleFlight
-from metrics.access import visible_hosts_async
+from metrics.access import cached_visible_hosts
 from metrics.fleet import fleet_frame, is_fleet_event
 from metrics.fleetbuilder import FleetBuilder, build_fleet_event, fleet_interval
 from metrics.viewers import get_registry
@@ -35,7 +34,6 @@ class FleetMember(Protocol):
     """A socket that receives the fleet frame (metrics.fleetconsumers)."""
 
     user_id: str
-    user: AbstractBaseUser
 
     async def send_fleet(self, built_at: float, text: str) -> bool: ...
 
@@ -44,7 +42,7 @@ class FleetMember(Protocol):
 
 async def visible_to(member: FleetMember) -> frozenset[str]:
     """The hosts a fleet viewer's user may see."""
-    return await visible_hosts_async(member.user)
+    return await cached_visible_hosts(member.user_id)
 
 
 class FleetFanout:
@@ -98,14 +96,16 @@ class FleetFanout:
         by_user: dict[str, list[FleetMember]] = defaultdict(list)
         for member in members:
             by_user[member.user_id].append(member)
+        # At once, not one after the other: users remembered since one storm of
+        # connects are forgotten together, and their reads then overlap.
+        answers = await asyncio.gather(
+            *(visible_to(viewers[0]) for viewers in by_user.values()),
+            return_exceptions=True,
+        )
         by_set: dict[frozenset[str], list[FleetMember]] = defaultdict(list)
-        # One after the other: a remembered user's hosts come without a pause, and
-        # a task per user would cost more than the lookup.
-        for viewers in by_user.values():
-            try:
-                visible = await visible_to(viewers[0])
-            except Exception:
-                logger.exception("Could not read a user's hosts; no frame for them")
+        for viewers, visible in zip(by_user.values(), answers, strict=True):
+            if isinstance(visible, BaseException):
+                logger.error("Could not read a user's hosts", exc_info=visible)
                 continue
             by_set[visible].extend(viewers)
         self.watch(frozenset().union(*by_set))

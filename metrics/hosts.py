@@ -1,11 +1,14 @@
-"""Hosts and their agent tokens: naming, creating, rotating, enabling, removing, and
-a token to its host. Tokens are shown once and stored only as their SHA-256 digest."""
+"""Hosts and their agent tokens: naming, creating, rotating, enabling, removing, a
+token to its host, and granting a host to its viewers. Tokens are shown once and
+stored only as their SHA-256 digest."""
 
 import hashlib
 import hmac
 import re
 import secrets
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -123,3 +126,27 @@ def set_enabled(host: Host, enabled: bool) -> None:
 def remove_host(host: Host) -> None:
     """Delete host; its token stops working at once."""
     host.delete()
+
+
+def host_grants(host: Host, viewer: AbstractBaseUser | Group):
+    """The host's grants of the viewer's kind: its viewers, or its viewer groups."""
+    return host.viewer_groups if isinstance(viewer, Group) else host.viewers
+
+
+def grant_host(host: Host, viewer: AbstractBaseUser | Group) -> bool:
+    """Let a user, or a group's members, see host; False if granted already."""
+    grants = host_grants(host, viewer)
+    if grants.filter(pk=viewer.pk).exists():
+        return False
+    grants.add(viewer)
+    return True
+
+
+def revoke_host(host: Host, viewer: AbstractBaseUser | Group) -> bool:
+    """Take back a grant of host (open sockets it allowed close, metrics.grants);
+    False if there was none."""
+    grants = host_grants(host, viewer)
+    if not grants.filter(pk=viewer.pk).exists():
+        return False
+    grants.remove(viewer)
+    return True

@@ -177,7 +177,8 @@ class ViewerConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "message": message})
 
     async def auth_revoked(self, event: dict[str, Any]) -> None:
-        """The user was deactivated or deleted, or changed password: close, 4001."""
+        """The user was deactivated or deleted, or changed password (close 4001),
+        or may no longer see the host (4004, metrics.access)."""
         close = event.get("close", closes.USER_INACTIVE)
         if self.accepted:
             await self.close_with(close)

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from agent.snapshots import format_timestamp
+from metrics.access import visible_hosts
 from metrics.directory import read_hosts
 from metrics.hoststate import load_host_states
 from metrics.permissions import CanWatchMetrics
@@ -41,18 +42,16 @@ def parse_seconds(raw: str | None, limit: float) -> int:
     return int(raw)
 
 
-def choose_host(requested: str | None) -> str:
-    """The host a request names (`?host=`), else the default host; 404 for an
-    unknown or disabled host, or when no default can be chosen."""
-    hosts = read_hosts()
-    if requested is None:
-        host = hosts.default()
-        if host is None:
-            raise NotFound("No host to show; choose one with ?host=NAME.")
-        return host
-    if requested not in hosts.enabled:
+def choose_host(requested: str | None, visible: frozenset[str]) -> str:
+    """The host a request names (`?host=`), else the user's default host
+    (metrics.directory.Hosts.choose); 404 for an unknown or disabled host or one
+    the user may not see, all alike, or when no default can be chosen."""
+    host = read_hosts().choose(requested, visible)
+    if host is None and requested is None:
+        raise NotFound("No host to show; choose one with ?host=NAME.")
+    if host is None:
         raise NotFound("No such host.")
-    return requested
+    return host
 
 
 def iso_time(moment: float | None) -> str | None:
@@ -63,13 +62,13 @@ def iso_time(moment: float | None) -> str | None:
 
 
 class HostsView(APIView):
-    """GET the hosts that may be watched: name, online, last seen, interval, and
+    """GET the hosts the user may watch: name, online, last seen, interval, and
     whether the host's clock is off."""
 
     permission_classes = (IsAuthenticated, CanWatchMetrics)
 
     def get(self, request: Request) -> HttpResponse:
-        names = sorted(read_hosts().enabled)
+        names = sorted(visible_hosts(request.user))
         try:
             states = load_host_states(names)
         except (RedisError, OSError):
@@ -97,7 +96,9 @@ class HistoryView(APIView):
         seconds = parse_seconds(
             request.query_params.get("seconds"), settings.METRICS_HISTORY_SECONDS
         )
-        host = choose_host(request.query_params.get("host"))
+        host = choose_host(
+            request.query_params.get("host"), visible_hosts(request.user)
+        )
         try:
             texts, state = load_history(host, time.time() - seconds)
         except (RedisError, OSError):

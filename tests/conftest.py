@@ -12,6 +12,7 @@ from accounts.models import User
 from core.redis import close_redis, delete_by_prefix, make_sync_client
 from metrics.hosts import register_local_host
 from tests.support import processes, sentinels
+from tests.support.users import watched, watcher
 
 PASSWORD = "correct horse battery staple"
 # Folders whose tests start real processes or a browser: marked `slow`, so that
@@ -59,13 +60,14 @@ def clean_redis(redis_sync):
 @pytest.fixture
 def default_host(db) -> str:
     """The host viewers that name none watch: the local publisher's, registered as
-    publish_metrics registers it."""
-    return register_local_host(settings.METRICS_HOST_NAME).name
+    publish_metrics registers it, and watched by the tests' users."""
+    return watched(register_local_host(settings.METRICS_HOST_NAME).name)
 
 
 @pytest.fixture
 def user(db, default_host):
-    return User.objects.create_user(username="alice", password=PASSWORD)
+    """A user who sees the tests' watched hosts (tests/support/users.py)."""
+    return watcher(User.objects.create_user(username="alice", password=PASSWORD))
 
 
 @pytest.fixture

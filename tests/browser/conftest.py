@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import PASSWORD, delete_own_keys
 from tests.support import processes
-from tests.support.users import service_user
+from tests.support.users import service_user, watcher
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,7 +50,7 @@ def user(db, default_host):
     The test settings hash with MD5 for speed; the service knows only its own
     hashers, so the login form needs the project's default, PBKDF2.
     """
-    return service_user("alice", PASSWORD)
+    return watcher(service_user("alice", PASSWORD))
 
 
 @pytest.fixture(scope="module")

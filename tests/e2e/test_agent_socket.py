@@ -16,6 +16,7 @@ from tests.support.clients import close_frame, open_socket, receive_json
 from tests.support.fake_agents import connected_agent, open_agent, snapshot_frame
 from tests.support.hosts import host_key
 from tests.support.http import Session
+from tests.support.users import watched
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,8 +27,10 @@ DISABLED = (closes.UNAUTHORIZED, "host disabled")
 
 @pytest.fixture
 def db_1() -> str:
-    """The token of host db-1."""
-    return create_host("db-1")[1]
+    """The token of host db-1, watched by the tests' users."""
+    token = create_host("db-1")[1]
+    watched("db-1")
+    return token
 
 
 def api_hosts(port: int, access_token: str) -> dict[str, dict]:
@@ -233,6 +236,8 @@ async def test_viewers_of_a_host_get_only_its_snapshots_once_in_order(
     server, access_token
 ):
     tokens = {name: (await sync_to_async(create_host)(name))[1] for name in ("a", "b")}
+    for name in tokens:
+        await sync_to_async(watched)(name)
     viewers = {
         name: await open_socket(server, access_token, host=name) for name in tokens
     }

@@ -11,6 +11,7 @@ from accounts.models import User
 from core import closes
 from tests.support import processes, tokens
 from tests.support.clients import close_frame, open_socket, receive_json
+from tests.support.users import watcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +24,7 @@ def token_for(user, seconds: float = 300) -> str:
 
 @pytest.fixture
 def bob(db, default_host):
-    return User.objects.create_user(username="bob", password="irrelevant-here")
+    return watcher(User.objects.create_user(username="bob", password="irrelevant-here"))
 
 
 async def refused_with(port: int, token: str | None) -> tuple[int, str]:

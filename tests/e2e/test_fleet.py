@@ -34,6 +34,7 @@ from tests.support.clients import (
 )
 from tests.support.hosts import HOST, host_key
 from tests.support.http import Session
+from tests.support.users import watched
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,8 +63,11 @@ def seconds(timestamp: str) -> float:
 
 
 async def add_host(name: str) -> tuple[Host, str]:
-    """Create an enabled agent host; return it and its token."""
-    return await database_sync_to_async(create_host)(name)
+    """Create an enabled agent host, watched by the tests' users; return it and its
+    token."""
+    found = await database_sync_to_async(create_host)(name)
+    await database_sync_to_async(watched)(name)
+    return found
 
 
 def agent_flags(port: int, token: str) -> tuple[str, ...]:

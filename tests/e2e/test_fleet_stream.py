@@ -429,3 +429,19 @@ async def test_the_frames_go_on_within_two_intervals_when_the_leading_worker_die
     logger.info("frames on the surviving worker after the leader died: gaps %s", gaps)
     assert len(frames) >= 3, frames
     assert max(gaps) <= 2 * INTERVAL + 0.5, gaps
+
+
+# With the socket cap (counted in Redis) and without it (the fan-out's join is the
+# first to reach Redis).
+@pytest.mark.parametrize("cap", ["1000", "0"])
+async def test_unreachable_redis_closes_the_fleet_socket_with_1011_no_traceback(
+    tmp_path, user, cap
+):
+    nowhere = f"redis://127.0.0.1:{processes.free_port()}/0"
+    env = {"REDIS_URL": nowhere, "METRICS_WS_MAX_SOCKETS_PER_USER": cap}
+    with processes.daphne(tmp_path, **env) as (_, port):
+        ws = await open_fleet(port, str(AccessToken.for_user(user)))
+        assert await close_frame(ws) == closes.DATA_STORE_UNAVAILABLE
+    log = "".join(path.read_text() for path in tmp_path.glob("daphne-*.log"))
+    assert "Redis unavailable on connect" in log
+    assert "Traceback" not in log

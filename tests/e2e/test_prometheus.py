@@ -25,6 +25,7 @@ from tests.support import processes
 from tests.support.children import free_port
 from tests.support.clients import open_socket, receive_json
 from tests.support.fake_agents import connected_agent, snapshot_frame
+from tests.support.users import watched
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,6 +112,7 @@ async def test_prometheus_reads_the_hosts_figures_and_both_workers_sockets(
     tmp_path, access_token, prometheus_binary
 ):
     _, agent_token = await sync_to_async(create_host)(HOST)
+    await sync_to_async(watched)(HOST)
     shared = tmp_path / "prometheus-multiproc"
     shared.mkdir()
     env = {"PROMETHEUS_MULTIPROC_DIR": str(shared), "METRICS_PROMETHEUS_TOKEN": TOKEN}

@@ -37,7 +37,7 @@ from tests.support import processes
 from tests.support.agents import running_agent
 from tests.support.clients import open_socket, receive_json
 from tests.support.hosts import HOST
-from tests.support.users import service_user
+from tests.support.users import service_user, watched, watcher
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -183,13 +183,15 @@ async def use_every_redis_path(ports: list[int], token: str, since: float) -> No
 @pytest.fixture
 def token(db, default_host) -> str:
     """An access token of a user whose password a daphne worker can check."""
-    return str(AccessToken.for_user(service_user("viewer", PASSWORD)))
+    return str(AccessToken.for_user(watcher(service_user("viewer", PASSWORD))))
 
 
 @pytest.fixture
 def agent_token(db) -> str:
     """The agent's host token."""
-    return create_host(AGENT_HOST)[1]
+    token = create_host(AGENT_HOST)[1]
+    watched(AGENT_HOST)
+    return token
 
 
 async def test_viewers_get_snapshots_within_15_s_of_the_master_being_killed(

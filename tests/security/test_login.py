@@ -29,6 +29,7 @@ from monitor.settings import env_rate
 from runner.embedded_redis import EmbeddedRedis
 from tests.conftest import PASSWORD
 from tests.support.processes import free_port, run_to_end, service_env
+from tests.support.users import watcher
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def api():
 
 @pytest.fixture
 def bob(db, default_host):
-    return User.objects.create_user(username="bob", password=PASSWORD)
+    return watcher(User.objects.create_user(username="bob", password=PASSWORD))
 
 
 def login(api, username, password=PASSWORD, ip="192.0.2.1", **extra):

@@ -30,7 +30,7 @@ from tests.support import processes
 from tests.support.clients import close_frame, open_socket, receive_json
 from tests.support.hosts import PONG
 from tests.support.http import Session, form_errors
-from tests.support.users import service_user
+from tests.support.users import service_user, watcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +43,7 @@ LOGIN_RATES = {"LOGIN_RATE_PER_IP": "1000/min", "LOGIN_RATE_PER_USERNAME": "1000
 
 @pytest.fixture
 def alice(db, default_host):
-    return service_user("alice", PASSWORD)
+    return watcher(service_user("alice", PASSWORD))
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +246,7 @@ CHANGES = {
 
 @pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
 async def test_a_password_change_ends_every_session_of_the_user(web, alice, change):
-    await sync_to_async(service_user)("bob", PASSWORD)
+    await sync_to_async(lambda: watcher(service_user("bob", PASSWORD)))()
     sessions = [await asyncio.to_thread(log_in, web) for _ in range(2)]
     sockets = [await open_socket(web, tokens["access"]) for tokens in sessions]
     bobs = await open_socket(web, await asyncio.to_thread(bob_access, web))

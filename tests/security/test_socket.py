@@ -21,6 +21,7 @@ from core.bounds import DAPHNE_MAX_MESSAGE_BYTES
 from tests.support import processes
 from tests.support.clients import close_code, open_socket, receive_json
 from tests.support.hosts import PONG
+from tests.support.users import watcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +42,7 @@ async def ping(ws) -> dict:
 
 @pytest.fixture
 def bob(db, default_host):
-    return User.objects.create_user(username="bob", password="irrelevant-here")
+    return watcher(User.objects.create_user(username="bob", password="irrelevant-here"))
 
 
 # --- token lifetime on an open socket ---------------------------------------------

@@ -12,6 +12,7 @@ from tests.support import processes
 from tests.support.clients import close_frame, open_socket, receive_json
 from tests.support.hosts import PONG
 from tests.support.tokens import claims_of, signed_token
+from tests.support.users import watcher
 from tests.support.waiting import eventually_equal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +28,9 @@ def _fresh_redis_keys(clean_redis):
 
 @pytest.fixture
 def bob(django_user_model):
-    return django_user_model.objects.create_user(username="bob", password="unused")
+    return watcher(
+        django_user_model.objects.create_user(username="bob", password="unused")
+    )
 
 
 def token(user) -> str:

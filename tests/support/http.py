@@ -67,15 +67,17 @@ class Session:
     def cookie(self, name: str) -> str | None:
         return next((c.value for c in self.cookies if c.name == name), None)
 
-    def post_form(self, path: str, fields: dict[str, str]) -> Answer:
+    def post_form(self, path: str, fields: dict[str, str | list[str]]) -> Answer:
         """POST a form as a browser would after loading its page: with the CSRF
-        token from the cookie, and the page as Referer."""
+        token from the cookie, and the page as Referer (a list: a field's values,
+        as a multiple choice sends them)."""
         fields = {"csrfmiddlewaretoken": self.cookie("csrftoken") or "", **fields}
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "Referer": self.base + path,
         }
-        return self.request(path, urllib.parse.urlencode(fields).encode(), headers)
+        body = urllib.parse.urlencode(fields, doseq=True).encode()
+        return self.request(path, body, headers)
 
     def admin_login(self, username: str, password: str) -> Answer:
         """Load the admin's login page, then submit it."""

@@ -1,9 +1,12 @@
 """Manage the hosts whose snapshots the service streams: add, rotate, disable,
-enable, remove, list."""
+enable, remove, list, and grant or revoke who may see them."""
 
 import argparse
 from datetime import UTC, datetime
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from redis.exceptions import RedisError
@@ -24,7 +27,8 @@ class Command(BaseCommand):
     help = (
         "Manage hosts: 'add NAME' and 'rotate NAME' print the agent's token alone "
         "on the last line of stdout (shown once); 'disable', 'enable', 'remove' "
-        "NAME; 'list' shows each host's state and when it was last seen."
+        "NAME; 'list' shows each host's state and when it was last seen; 'grant' "
+        "and 'revoke' NAME --user USERNAME or --group GROUPNAME say who may see it."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -41,6 +45,16 @@ class Command(BaseCommand):
         for name, text in named.items():
             subparser = subcommands.add_parser(name, help=text, description=text)
             subparser.add_argument("name", metavar="NAME", help="The host's name.")
+        access = {
+            "grant": "Let a user, or a group's members, see a host.",
+            "revoke": "Take back a grant: the sockets it allowed close (4004).",
+        }
+        for name, text in access.items():
+            subparser = subcommands.add_parser(name, help=text, description=text)
+            subparser.add_argument("name", metavar="NAME", help="The host's name.")
+            viewer = subparser.add_mutually_exclusive_group(required=True)
+            viewer.add_argument("--user", metavar="USERNAME", help="A user's name.")
+            viewer.add_argument("--group", metavar="GROUPNAME", help="A group's name.")
         subcommands.add_parser(
             "list",
             help="List the hosts: name, state, kind, last seen.",
@@ -66,6 +80,8 @@ class Command(BaseCommand):
         elif subcommand == "remove":
             hosts.remove_host(host)
             self.say(f"Removed host {host.name}.")
+        else:
+            self.change_access(subcommand, host, options["user"], options["group"])
 
     def add(self, name: str) -> None:
         try:
@@ -93,6 +109,21 @@ class Command(BaseCommand):
             return
         hosts.set_enabled(host, enabled)
         self.say(f"Host {host.name} {word}.")
+
+    def change_access(
+        self, subcommand: str, host: Host, username: str | None, group: str | None
+    ) -> None:
+        viewer = find_viewer(username, group)
+        who = f"user {username}" if username is not None else f"group {group}"
+        if subcommand == "grant":
+            if hosts.grant_host(host, viewer):
+                self.say(f"Host {host.name} granted to {who}.")
+            else:
+                self.say(f"Host {host.name} was granted to {who}; nothing changed.")
+        elif hosts.revoke_host(host, viewer):
+            self.say(f"Host {host.name} no longer granted to {who}.")
+        else:
+            self.say(f"Host {host.name} was not granted to {who}; nothing changed.")
 
     def find(self, name: str) -> Host:
         try:
@@ -132,6 +163,21 @@ class Command(BaseCommand):
         """A note for the person at the terminal, on stderr (stdout is the token)."""
         if self.verbosity > 0:
             self.stderr.write(text, style_func=plain)
+
+
+def find_viewer(username: str | None, group: str | None) -> AbstractBaseUser | Group:
+    """The user named, or the group named (exactly one is given); CommandError
+    if there is none."""
+    if username is not None:
+        users = get_user_model()._default_manager
+        try:
+            return users.get_by_natural_key(username)
+        except users.model.DoesNotExist:
+            raise CommandError(f"No user named {username!r}.") from None
+    try:
+        return Group.objects.get(name=group)
+    except Group.DoesNotExist:
+        raise CommandError(f"No group named {group!r}.") from None
 
 
 def describe(host: Host, states: dict[str, HostState] | None) -> tuple[str, ...]:

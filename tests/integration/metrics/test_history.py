@@ -12,6 +12,7 @@ from core.redis import close_redis
 from metrics.hosts import create_host, set_enabled
 from metrics.store import store_backfill, store_snapshot
 from tests.support.hosts import HOST, host_event, host_key
+from tests.support.users import watched
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +78,7 @@ def test_a_host_is_kept_once_per_timestamp(clean_redis):
 
 def test_history_of_a_named_host_holds_only_its_snapshots(api, clean_redis):
     create_host("db-1")
+    watched("db-1")
     now = time.time()
     publish(now - 3, "default")
     theirs = publish(now - 2, "db", host="db-1")
@@ -93,6 +95,7 @@ def test_history_of_an_unknown_host_is_404(api, clean_redis, name):
 
 def test_history_of_a_disabled_host_is_404(api, clean_redis):
     host, _ = create_host("db-1")
+    watched("db-1")
     set_enabled(host, False)
     assert api.get("/api/metrics/history?host=db-1").status_code == 404
 

@@ -1,5 +1,5 @@
-"""`manage.py hosts`: add, rotate, disable, enable, remove and list hosts, through
-call_command and as a real process."""
+"""`manage.py hosts`: add, rotate, disable, enable, remove and list hosts, grant
+and revoke who sees them, through call_command and as a real process."""
 
 import io
 import sys
@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -143,6 +145,82 @@ class TestCallCommand:
 
 
 @pytest.fixture
+def viewers(transactional_db):
+    """The host web1 and its would-be viewers: bob, and ops (with carol in it)."""
+    users = get_user_model().objects
+    ops = Group.objects.create(name="ops")
+    users.create_user("carol").groups.add(ops)
+    return hosts.create_host("web1")[0], users.create_user("bob"), ops
+
+
+@pytest.fixture
+def announced(viewers):
+    """The access events the test's changes announce (each once committed)."""
+    events: list[dict] = []
+    with mock.patch("metrics.grants.send_to_group", lambda _, e: events.append(e)):
+        yield events
+
+
+class TestGrants:
+    def test_grant_and_revoke_a_user(self, viewers, announced):
+        web1, bob, _ = viewers
+        _, err = run("grant", "web1", "--user", "bob")
+        assert "Host web1 granted to user bob." in err
+        assert list(web1.viewers.all()) == [bob]
+        _, err = run("revoke", "web1", "--user", "bob")
+        assert "Host web1 no longer granted to user bob." in err
+        assert not web1.viewers.exists()
+        names = {"user_ids": [str(bob.pk)], "hosts": ["web1"]}
+        assert announced == [{"type": "access.changed", **names}] * 2
+
+    def test_grant_and_revoke_a_group(self, viewers, announced):
+        web1, _, ops = viewers
+        carol = ops.user_set.get()
+        run("grant", "web1", "--group", "ops")
+        assert list(web1.viewer_groups.all()) == [ops]
+        run("revoke", "web1", "--group", "ops")
+        assert not web1.viewer_groups.exists()
+        names = {"user_ids": [str(carol.pk)], "hosts": ["web1"]}
+        assert announced == [{"type": "access.changed", **names}] * 2
+
+    @pytest.mark.parametrize("viewer", [["--user", "bob"], ["--group", "ops"]])
+    def test_a_grant_made_twice_or_revoked_twice_changes_nothing(
+        self, viewers, announced, viewer
+    ):
+        run("grant", "web1", *viewer)
+        _, err = run("grant", "web1", *viewer)
+        assert "was granted to" in err
+        assert "nothing changed" in err
+        run("revoke", "web1", *viewer)
+        _, err = run("revoke", "web1", *viewer)
+        assert "was not granted to" in err
+        assert "nothing changed" in err
+        assert len(announced) == 2
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["ghost", "--user", "bob"], "No host named 'ghost'"),
+            (["web1", "--user", "nobody"], "No user named 'nobody'."),
+            (["web1", "--group", "nobody"], "No group named 'nobody'."),
+        ],
+    )
+    @pytest.mark.parametrize("subcommand", ["grant", "revoke"])
+    def test_an_unknown_host_user_or_group_is_a_command_error(
+        self, viewers, subcommand, args, message
+    ):
+        with pytest.raises(CommandError, match=message):
+            run(subcommand, *args)
+
+    @pytest.mark.parametrize(
+        "viewer", [[], ["--user", "bob", "--group", "ops"]], ids=["none", "both"]
+    )
+    def test_exactly_one_of_user_and_group_is_required(self, viewers, viewer):
+        with pytest.raises(CommandError, match="--user"):
+            run("grant", "web1", *viewer)
+
+
+@pytest.fixture
 def env(transactional_db):
     """A manage.py process's environment, on this test's database."""
     return service_env()
@@ -173,6 +251,20 @@ def test_rotate_as_a_process_ends_the_old_token(env):
     assert result.returncode == 0, result.stderr
     assert hosts.authenticate_agent(old) is None
     assert hosts.authenticate_agent(last_line(result.stdout)).name == "db-1"
+
+
+def test_grant_and_revoke_as_a_process_and_an_unknown_user_in_one_line(env):
+    hosts.create_host("db-1")
+    bob = get_user_model().objects.create_user("bob")
+    granted = run_to_end([*MANAGE, "grant", "db-1", "--user", "bob"], env)
+    assert granted.returncode == 0, granted.stderr
+    assert list(bob.visible_hosts.values_list("name", flat=True)) == ["db-1"]
+    revoked = run_to_end([*MANAGE, "revoke", "db-1", "--user", "bob"], env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert not bob.visible_hosts.exists()
+    unknown = run_to_end([*MANAGE, "grant", "db-1", "--group", "ghosts"], env)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "CommandError: No group named 'ghosts'."
 
 
 def test_an_unknown_host_exits_1_with_one_line(env):

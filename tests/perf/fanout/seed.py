@@ -22,7 +22,10 @@ def seed(viewers: int, hosts: list[str]) -> dict:
     from django.contrib.auth import get_user_model
     from rest_framework_simplejwt.tokens import AccessToken
 
-    user = get_user_model().objects.create_user(username=BENCHMARK_USERNAME)
+    # A superuser sees every host (metrics.access), the local publisher's too.
+    user = get_user_model().objects.create_user(
+        username=BENCHMARK_USERNAME, is_superuser=True
+    )
     tokens = [str(AccessToken.for_user(user)) for _ in range(viewers)]
     host_tokens = {}
     if hosts:

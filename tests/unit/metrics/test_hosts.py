@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from core import groups
 from metrics import hostevents, hosts
 from metrics.models import Host
 
@@ -180,7 +181,7 @@ def test_a_change_rolled_back_is_not_announced(
 def test_announcing_tells_the_hosts_agent_group_to_recheck():
     layer = mock.Mock()
     layer.group_send = mock.AsyncMock()
-    with mock.patch.object(hostevents, "get_channel_layer", return_value=layer):
+    with mock.patch.object(groups, "get_channel_layer", return_value=layer):
         hostevents.announce_host_change("web1")
     layer.group_send.assert_awaited_once_with("agent.web1", {"type": "agent.recheck"})
 
@@ -189,7 +190,7 @@ def test_announcing_logs_a_redis_error_and_does_not_raise(caplog):
     layer = mock.Mock()
     layer.group_send = mock.AsyncMock(side_effect=RedisConnectionError("down"))
     with (
-        mock.patch.object(hostevents, "get_channel_layer", return_value=layer),
+        mock.patch.object(groups, "get_channel_layer", return_value=layer),
         caplog.at_level(logging.WARNING, logger="metrics.hostevents"),
     ):
         hostevents.announce_host_change("web1")

@@ -1,10 +1,14 @@
-"""Hosts in the admin: add (the token shown once), disable, enable, rotate, delete."""
+"""Hosts in the admin: add (the token shown once), disable, enable, rotate, delete;
+who sees a host, on its page and on a user's."""
 
 import re
+from unittest import mock
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Group
 
+from accounts.models import User
 from metrics import hosts
 from metrics.models import Host
 
@@ -149,3 +153,103 @@ def test_a_user_who_is_not_staff_cannot_reach_the_hosts(client, user):
     response = client.get(CHANGELIST)
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+# --- who sees the host: on the host's page and on the user's ------------------------
+
+
+@pytest.fixture
+def announced(transactional_db):
+    """The access events announced, each once its change is committed."""
+    events: list[dict] = []
+    with mock.patch("metrics.grants.send_to_group", lambda _, e: events.append(e)):
+        yield events
+
+
+@pytest.fixture
+def bob(transactional_db):
+    return User.objects.create_user(username="bob", password="unused-here")
+
+
+@pytest.fixture
+def ops(transactional_db):
+    return Group.objects.create(name="ops")
+
+
+def user_form(user, **fields) -> dict:
+    """The posted change form of a user, as it stands, with `fields` changed."""
+    data = {
+        "username": user.username,
+        "is_active": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+    }
+    return {**data, **fields}
+
+
+def test_the_host_page_chooses_its_viewers_and_viewer_groups(
+    admin_client, bob, ops, announced
+):
+    events = announced
+    host, _ = hosts.create_host("web1")
+    carol = User.objects.create_user(username="carol")
+    carol.groups.add(ops)
+    events.clear()
+    page = admin_client.get(f"{CHANGELIST}{host.pk}/change/")
+    fields = page.context["adminform"].form.fields
+    assert {"viewers", "viewer_groups"} <= set(fields)
+    response = admin_client.post(
+        f"{CHANGELIST}{host.pk}/change/",
+        {"enabled": "on", "viewers": [bob.pk], "viewer_groups": [ops.pk]},
+    )
+    assert response.status_code == 302
+    assert list(host.viewers.all()) == [bob]
+    assert list(host.viewer_groups.all()) == [ops]
+    # Each grant is announced, naming the users it concerns.
+    named = {tuple(event["user_ids"] or ()) for event in events}
+    assert {(str(bob.pk),), (str(carol.pk),)} <= named
+    events.clear()
+    admin_client.post(f"{CHANGELIST}{host.pk}/change/", {"enabled": "on"})
+    assert not host.viewers.exists()
+    assert not host.viewer_groups.exists()
+    named = {tuple(event["user_ids"] or ()) for event in events}
+    assert {(str(bob.pk),), (str(carol.pk),)} <= named
+
+
+def test_the_user_page_chooses_the_hosts_the_user_sees(admin_client, bob, announced):
+    events = announced
+    web1, _ = hosts.create_host("web1")
+    hosts.create_host("web2")
+    events.clear()
+    change = f"/admin/accounts/user/{bob.pk}/change/"
+    page = admin_client.get(change)
+    assert "Visible hosts" in page.content.decode()
+    response = admin_client.post(change, user_form(bob, visible_hosts=[web1.pk]))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert list(bob.visible_hosts.all()) == [web1]
+    assert {"type": "access.changed", "user_ids": [str(bob.pk)], "hosts": ["web1"]} in (
+        events
+    )
+    page = admin_client.get(change)
+    assert page.context["adminform"].form["visible_hosts"].value() == [web1.pk]
+    events.clear()
+    admin_client.post(change, user_form(bob))
+    assert not bob.visible_hosts.exists()
+    assert {"type": "access.changed", "user_ids": [str(bob.pk)], "hosts": ["web1"]} in (
+        events
+    )
+
+
+def test_a_group_joined_or_left_on_the_user_page_is_announced(
+    admin_client, bob, ops, announced
+):
+    events = announced
+    change = f"/admin/accounts/user/{bob.pk}/change/"
+    admin_client.post(change, user_form(bob, groups=[ops.pk]))
+    assert list(bob.groups.all()) == [ops]
+    mine = {"type": "access.changed", "user_ids": [str(bob.pk)], "hosts": None}
+    assert mine in events
+    events.clear()
+    admin_client.post(change, user_form(bob))
+    assert not bob.groups.exists()
+    assert mine in events
