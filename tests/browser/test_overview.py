@@ -56,8 +56,9 @@ def agent(port: int, token: str, log: Path) -> Iterator[subprocess.Popen]:
 
 @pytest.fixture
 def agents(service, user, tmp_path) -> Iterator[dict[str, subprocess.Popen]]:
-    """alpha's and beta's agents, both hosts granted to alice (the service's own
-    host, the publisher's, is not)."""
+    """alpha's and beta's agents, both hosts granted to alice, who sees no other:
+    not the publisher's host, which the tests' watchers see."""
+    user.groups.clear()
     with ExitStack() as stack:
         running = {}
         for name in AGENT_HOSTS:

@@ -143,9 +143,12 @@ def test_the_overview_and_a_hosts_page_work_under_their_policy(service, root, pa
     expect(page.locator("#connection")).to_have_attribute(
         "data-state", "live", timeout=15_000
     )
-    # The overview's cards (a sparkline drawn into an SVG), then a host's page.
+    # The overview's cards (a sparkline drawn into an SVG), then a host's page. The
+    # publisher may register its host after the first frame: the next one has it.
     card = page.locator(".card").first
-    expect(card.locator(".sparkline path")).to_have_attribute("d", re.compile("^M"))
+    expect(card.locator(".sparkline path")).to_have_attribute(
+        "d", re.compile("^M"), timeout=15_000
+    )
     card.click()
     expect(page.locator("#connection")).to_have_attribute(
         "data-state", "live", timeout=15_000
