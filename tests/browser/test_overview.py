@@ -171,18 +171,27 @@ def test_a_grant_removed_takes_the_card_away_and_the_host_page_says_so(
     name = AGENT_HOSTS[0]
     open_overview(page, service)
     detail = context.new_page()
+    sockets = []
+    detail.on("websocket", lambda ws: sockets.append(ws.url))
     detail.goto(f"http://127.0.0.1:{service}/hosts/{name}/")
     log_in(detail, service)
     expect_live(detail)
 
-    Host.objects.get(name=name).viewers.remove(user)
-    expect(card(page, name)).to_have_count(0, timeout=5_000)
-    assert shown_hosts(page) == [AGENT_HOSTS[1]]
-    expect(page.locator("#host-count")).to_have_text("1 host")
+    started = time.monotonic()
+    Host.objects.get(name=name).viewers.remove(user)  # m2m_changed, as the admin
     expect(detail.locator("#missing-message")).to_have_text(
         "Your access to this host was withdrawn.", timeout=5_000
     )
+    withdrawn = time.monotonic() - started
+    expect(card(page, name)).to_have_count(0, timeout=5_000)
+    gone = time.monotonic() - started
+    logger.info("withdrawn shown %.2f s, card gone %.2f s after", withdrawn, gone)
+    assert shown_hosts(page) == [AGENT_HOSTS[1]]
+    expect(page.locator("#host-count")).to_have_text("1 host")
     expect(detail.locator("#dashboard")).to_be_hidden()
+    opened = len(sockets)
+    detail.wait_for_timeout(2_000)
+    assert len(sockets) == opened, "the page reconnected to a host withdrawn"
     expect(detail.get_by_role("link", name="Show all hosts")).to_have_attribute(
         "href", "/"
     )
