@@ -1,4 +1,5 @@
-"""The dashboard in a real Chromium against real daphne and publisher processes."""
+"""The dashboard of a host (`/hosts/NAME/`, here the default host's) in a real
+Chromium against real daphne and publisher processes."""
 
 import base64
 import json
@@ -22,7 +23,7 @@ from tests.browser.conftest import ARTIFACTS, SERVICE_ENV
 from tests.conftest import PASSWORD
 from tests.support import processes
 from tests.support.clients import metrics_url
-from tests.support.hosts import host_key
+from tests.support.hosts import HOST, host_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -65,9 +66,10 @@ def wait_until(
 
 
 def log_in(page: Page, port: int, password: str = PASSWORD) -> None:
-    """Open the dashboard and submit the login form."""
+    """Open the dashboard of the default host (unless the page is on the server
+    already) and submit the login form."""
     if not page.url.startswith(f"http://127.0.0.1:{port}/"):
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(f"http://127.0.0.1:{port}/hosts/{HOST}/")
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
@@ -292,7 +294,11 @@ def test_each_module_loads_from_its_hashed_url_without_errors(service, user, pag
     page.on("response", lambda r: responses.append((r.url, r.status)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Every module is loaded by one of the two pages: the overview, then a host's.
+    page.goto(f"http://127.0.0.1:{service}/")
     log_in(page, service)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    page.goto(f"http://127.0.0.1:{service}/hosts/{HOST}/")
     expect_live(page)
     # collectstatic's manifest (the one daphne serves) names each module's hashed file.
     manifest = json.loads((Path(settings.STATIC_ROOT) / "staticfiles.json").read_text())
