@@ -212,6 +212,13 @@ function openSocket() {
     }
     if (message.type !== source.frame) return;
     if (message.interval > 0) stream.interval = message.interval;
+    if (skipsAhead(message)) {
+      // Stored but never sent to this socket (a broadcast lost in a Redis
+      // failover): resuming from the last one drawn replays them, this one too.
+      dropSocket();
+      connect();
+      return;
+    }
     if (Number.isInteger(message.seq) && typeof message.epoch === "string") {
       stream.offset = { seq: message.seq, epoch: message.epoch };
     }
@@ -237,6 +244,12 @@ function openSocket() {
       scheduleReconnect();
     }
   };
+}
+
+/** True if snapshots of this epoch came between the last one and `message`. */
+function skipsAhead(message) {
+  const offset = stream.offset;
+  return Boolean(offset) && message.epoch === offset.epoch && message.seq > offset.seq + 1;
 }
 
 /** True if `message` is newer than any snapshot seen so far (and remember it). */
