@@ -26,10 +26,17 @@ from metrics.hosts import create_host
 from metrics.models import Host
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_charts import snapshot
-from tests.browser.test_dashboard import expect_live, log_in, module_urls, settle
+from tests.browser.test_dashboard import (
+    daphne_on,
+    expect_live,
+    log_in,
+    module_urls,
+    settle,
+    wait_until,
+)
 from tests.support import processes
 from tests.support.agents import start_agent
-from tests.support.hosts import host_key
+from tests.support.hosts import HOST, host_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -163,6 +170,53 @@ def test_a_killed_agents_card_turns_offline_within_three_intervals(
     expect(card(page, AGENT_HOSTS[0])).to_have_attribute("data-online", "true")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "overview-offline.png")
+
+
+def test_after_a_reconnect_the_sparklines_gap_is_loaded_from_the_history(
+    service, user, page, redis_sync, tmp_path
+):
+    # The publisher's host (which the tests' users see) on a worker of this test's.
+    port = processes.free_port()
+    histories = []
+    page.on(
+        "request",
+        lambda r: histories.append(r.url) if "/api/metrics/history" in r.url else None,
+    )
+    connection = page.locator("#connection")
+    with daphne_on(port, tmp_path, METRICS_INTERVAL="1") as worker:
+        page.goto(f"http://127.0.0.1:{port}/")
+        log_in(page, port)
+        expect(connection).to_have_attribute("data-state", "live", timeout=15_000)
+        expect(card(page, HOST).locator('[data-figure="cpu"]')).to_contain_text("%")
+        worker.kill()
+        worker.wait()
+        expect(connection).to_have_attribute("data-state", "reconnecting")
+        before = sparkline_points(page, HOST)
+        histories.clear()
+        stored = len(redis_sync.zrange(host_key("history"), 0, -1))
+        wait_until(
+            page,
+            lambda: len(redis_sync.zrange(host_key("history"), 0, -1)) >= stored + 5,
+            within=10,
+            message="the publisher published nothing while the worker was down",
+        )
+    with daphne_on(port, tmp_path, METRICS_INTERVAL="1"):
+        expect(connection).to_have_attribute("data-state", "live", timeout=20_000)
+        wait_until(
+            page,
+            lambda: any(f"host={HOST}" in url for url in histories),
+            within=10,
+            message="the gap was not asked of the history",
+        )
+        seconds = int(re.search(r"seconds=(\d+)", histories[0])[1])
+        assert seconds < 600, histories  # the gap, not the whole ten minutes
+        # The snapshots of the gap drawn at once, not only the frames from now on.
+        page.wait_for_function(
+            """([name, points]) => Number(document.querySelector(
+                `.card[data-host="${name}"] .sparkline`).dataset.points) >= points""",
+            arg=[HOST, before + 5],
+            timeout=3_000,
+        )
 
 
 def test_a_grant_removed_takes_the_card_away_and_the_host_page_says_so(

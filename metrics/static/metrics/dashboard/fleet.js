@@ -58,6 +58,16 @@ function addPoints(name, added) {
   kept.cpu.set(name, points.slice(-MAX_POINTS));
 }
 
+/** Seconds since the last frame came (0 before the first). */
+export function secondsSinceFrame() {
+  return kept.receivedAt ? (Date.now() - kept.receivedAt) / 1000 : 0;
+}
+
+/** The names of the hosts kept. */
+export function names() {
+  return [...kept.cpu.keys()];
+}
+
 export function clear() {
   kept.hosts = [];
   kept.time = kept.receivedAt = 0;

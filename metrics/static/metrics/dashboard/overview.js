@@ -32,11 +32,11 @@ function clearOverview() {
   cards.clear();
 }
 
-/** A host's last ten minutes, for its sparkline. Best effort: else frames only. */
-async function loadHistory(name) {
+/** A host's last ten minutes (or `seconds`), for its sparkline. Best effort. */
+async function loadHistory(name, seconds = HISTORY_SECONDS) {
   let history;
   try {
-    history = await auth.loadHistory(HISTORY_SECONDS, name);
+    history = await auth.loadHistory(seconds, name);
   } catch {
     return;
   }
@@ -45,11 +45,19 @@ async function loadHistory(name) {
 }
 
 function showFrame(frame) {
+  const away = fleet.secondsSinceFrame();
   const added = fleet.add(frame, socket.snapshotInterval());
   cards.show();
   frames += 1;
   cards.elements.overview.dataset.frames = String(frames);
-  added.forEach(loadHistory);
+  added.forEach((name) => loadHistory(name));
+  // Frames missed (the socket reconnected): the gap from each known host's history.
+  const gap = away + 3 * socket.snapshotInterval();
+  if (away > 3 * socket.snapshotInterval()) {
+    const seconds = Math.ceil(Math.min(HISTORY_SECONDS, gap));
+    const known = fleet.names().filter((name) => !added.includes(name));
+    known.forEach((name) => loadHistory(name, seconds));
+  }
 }
 
 /** The filter into the page's URL (a reload keeps it), and the cards under it. */
