@@ -299,7 +299,10 @@ class Fanout:
             logger.error("A re-check of access failed", exc_info=task.exception())
 
     async def recheck_access(
-        self, users: frozenset[str] | None, hosts: frozenset[str] | None, fresh=False
+        self,
+        users: frozenset[str] | None,
+        hosts: frozenset[str] | None,
+        fresh: bool = False,
     ) -> None:
         """Close with 4004 the sockets here of the users named (None: all) of the
         hosts named (None: all) that they may no longer see (one lookup per user,
