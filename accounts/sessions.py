@@ -35,7 +35,7 @@ class SessionSocket(Protocol):
 
     scope: dict[str, Any]
 
-    async def may_watch(self, user: AbstractBaseUser) -> bool: ...
+    async def renewal_refusal(self, user: AbstractBaseUser) -> closes.Close | None: ...
 
     async def close_with(self, close: closes.Close) -> None: ...
 
@@ -106,8 +106,9 @@ class TokenSession:
         if not self.is_mine(found):
             await self.socket.close_with(closes.ANOTHER_USERS_TOKEN)
             return
-        if not await self.socket.may_watch(found.user):
-            await self.socket.close_with(closes.PERMISSION_REQUIRED)
+        refused = await self.socket.renewal_refusal(found.user)
+        if refused is not None:
+            await self.socket.close_with(refused)
             return
         self.expires_at = found.expires_at
         expires = format_timestamp(datetime.fromtimestamp(found.expires_at, tz=UTC))

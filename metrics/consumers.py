@@ -8,7 +8,7 @@ from redis.exceptions import RedisError
 
 from core import closes, instruments
 from core.scopes import query_value
-from metrics.access import choose_visible_host
+from metrics.access import choose_visible_host, get_access
 from metrics.fanout import get_fanout
 from metrics.resume import Replayed, parse_resume, replay_budget, resume_frame
 from metrics.sockets import ViewerConsumer
@@ -116,6 +116,16 @@ class MetricsConsumer(ViewerConsumer):
             await get_fanout().leave(self)
         except (RedisError, OSError) as error:
             logger.warning("Could not leave group on disconnect: %s", error)
+
+    async def renewal_refusal(self, user) -> closes.Close | None:
+        """Why a renewal closes the socket: as any viewer's, or 4004 if the user
+        may no longer see the host (read again, whatever a signal missed)."""
+        refused = await super().renewal_refusal(user)
+        if refused is None:
+            hosts, _ = await get_access().get(self.user_id, fresh=True)
+            if self.host not in hosts:
+                return closes.NO_SUCH_HOST
+        return refused
 
     async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
         """Send a frame of ours, naming the host it is about."""

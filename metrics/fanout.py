@@ -30,9 +30,11 @@ per host, restarted by every snapshot) and when it comes back (its next snapshot
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from accounts.revocation import (
     REVOCATION_GROUP,
@@ -44,7 +46,7 @@ from accounts.sessions import revocations_heard, revocations_unheard, user_revok
 from core import closes, instruments
 from core.frames import SharedText
 from core.loop_local import LoopLocal
-from metrics.access import cached_visible_hosts, get_access
+from metrics.access import get_access
 from metrics.events import EVENT_TYPE, HOST_EVENT_TYPE, host_frame, host_group
 from metrics.fleet import FLEET_EVENT_TYPE, FLEET_GROUP
 from metrics.fleetfanout import FleetFanout, FleetMember
@@ -52,6 +54,10 @@ from metrics.grants import ACCESS_CHANGED_EVENT, read_access_event
 from metrics.hoststate import MISSED_INTERVALS, HostState
 
 logger = logging.getLogger(__name__)
+
+# How often every socket's access is read again when AUTH_USER_CACHE_SECONDS is 0
+# (nothing remembered): a change without a signal closes its sockets this soon.
+SWEEP_SECONDS = 5.0
 
 # Before a host's first snapshot reaches a process that has viewers of it, allow
 # this much beyond MISSED_INTERVALS intervals: the time its agent takes to go live.
@@ -87,6 +93,10 @@ class Fanout:
         self.watchdogs: dict[str, asyncio.TimerHandle] = {}
         # The fleet viewers, and the fleet events they get.
         self.fleet = FleetFanout(self.channel_layer)
+        # Re-checks of access running beside the delivery of events.
+        self.jobs: set[asyncio.Task] = set()
+        # The periodic re-check of every socket's access, while there are sockets.
+        self.sweep: asyncio.Task | None = None
         # Whether the channel is in the fleet group (from the first fleet socket
         # until the last has left and the builder stopped).
         self.in_fleet = False
@@ -141,6 +151,7 @@ class Fanout:
         self.channel, self.task = channel, task
         revocations_heard()
         get_access().set_heard(True)
+        self.sweep = asyncio.create_task(self.sweep_access())
 
     async def close_if_idle(self) -> None:
         """Drop the channel and leave the revocations group once the process has
@@ -150,6 +161,8 @@ class Fanout:
         channel, self.channel = self.channel, None
         self.task.cancel()
         self.task = None
+        self.sweep.cancel()
+        self.sweep = None
         revocations_unheard()
         get_access().set_heard(False)
         await self.channel_layer.group_discard(REVOCATION_GROUP, channel)
@@ -265,16 +278,36 @@ class Fanout:
             close = revocation_close(event)
             await self.dispatch(revoked, {"type": REVOKED_EVENT, "close": close})
         elif kind == ACCESS_CHANGED_EVENT:
-            await self.recheck_access(event)
+            users, hosts = read_access_event(event)
+            # Forgotten at once: the next event (a fleet frame) must not use them.
+            get_access().forget(users)
+            self.start(self.recheck_access(users, hosts))
         else:
             await self.dispatch(self.everyone(), event)
 
-    async def recheck_access(self, event: dict[str, Any]) -> None:
-        """Grants changed: forget the users the event names, and close with 4004
-        their sockets here of hosts they may no longer see (one lookup per user,
-        however many sockets they have)."""
-        users, hosts = read_access_event(event)
-        get_access().forget(users)
+    def start(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run a job beside the delivery of events (kept until done, its failure
+        logged), so that a slow one holds no snapshot back."""
+        task = asyncio.create_task(job)
+        self.jobs.add(task)
+        task.add_done_callback(self.finish)
+
+    def finish(self, task: asyncio.Task) -> None:
+        """A job ended: forget it, and log how it failed, if it did."""
+        self.jobs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("A re-check of access failed", exc_info=task.exception())
+
+    async def recheck_access(
+        self,
+        users: frozenset[str] | None,
+        hosts: frozenset[str] | None,
+        fresh: bool = False,
+    ) -> None:
+        """Close with 4004 the sockets here of the users named (None: all) of the
+        hosts named (None: all) that they may no longer see (one lookup per user,
+        however many sockets they have; read again from the database if
+        `fresh`)."""
         members = [
             member
             for host, viewers in list(self.members.items())
@@ -283,11 +316,35 @@ class Fanout:
             if users is None or member.user_id in users
         ]
         user_ids = sorted({member.user_id for member in members})
-        found = await asyncio.gather(*map(cached_visible_hosts, user_ids))
-        visible = dict(zip(user_ids, found, strict=True))
-        lost = [m for m in members if m.host not in visible[m.user_id]]
+        found = await asyncio.gather(
+            *(get_access().get(user_id, fresh=fresh) for user_id in user_ids),
+            return_exceptions=True,
+        )
+        visible = {}
+        for user_id, answer in zip(user_ids, found, strict=True):
+            if isinstance(answer, BaseException):
+                logger.error("Could not re-check a user's hosts", exc_info=answer)
+            else:
+                visible[user_id] = answer[0]
+        lost = [
+            m
+            for m in members
+            if m.user_id in visible and m.host not in visible[m.user_id]
+        ]
         close = {"type": REVOKED_EVENT, "close": closes.NO_SUCH_HOST}
         await self.dispatch(lost, close)
+
+    async def sweep_access(self) -> None:
+        """While the process has sockets: every AUTH_USER_CACHE_SECONDS (or
+        SWEEP_SECONDS when nothing is remembered), read every socket's user's
+        hosts again, so that a change no signal announced (a queryset update, raw
+        SQL) closes the sockets it concerns in that time too."""
+        while True:
+            await asyncio.sleep(settings.AUTH_USER_CACHE_SECONDS or SWEEP_SECONDS)
+            try:
+                await self.recheck_access(None, None, fresh=True)
+            except Exception:
+                logger.exception("The sweep of access failed")
 
     def everyone(self) -> list[Member | FleetMember]:
         """Every socket of this process, of every host and of the fleet."""

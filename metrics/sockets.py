@@ -117,6 +117,13 @@ class ViewerConsumer(DirectDispatch, AsyncJsonWebsocketConsumer):
         """The permission check, which costs a query only when one is required."""
         return not settings.METRICS_REQUIRED_PERMISSION or await check_permission(user)
 
+    async def renewal_refusal(self, user) -> closes.Close | None:
+        """Why a renewal by `user` closes the socket (None: it does not): 4003 if
+        the user lost the permission required."""
+        if not await self.may_watch(user):
+            return closes.PERMISSION_REQUIRED
+        return None
+
     async def disconnect(self, code: int) -> None:
         """Leave the groups when the socket goes away."""
         await self.leave()

@@ -79,14 +79,26 @@ end
 # latest, history, state, offsets, stream. ARGV: the event without its text (JSON),
 # its text (JSON), its expiry in ms, then add_once's score, trim-before and ttl,
 # then when it arrived (the server's clock: an agent's may be off), clock skew
-# (0/1), the seconds the state (and the offsets) outlive this, a new epoch, and
-# hold's trim-before. Returns the seq, the epoch and the text as stored.
+# (0/1), the seconds the state (and the offsets) outlive this, a new epoch,
+# hold's trim-before, and the last seq and epoch this process stored for the host
+# (0 and "" if none): a seq not above it in that epoch means Redis lost writes, and
+# starts a new epoch above it. Returns the seq, the epoch and the text as stored.
 _STORE = LuaScript(
     ADD_ONCE_FUNCTION
     + HOLD_FUNCTION
     + """
 local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
-if redis.call('HSETNX', KEYS[4], 'epoch', ARGV[10]) == 1 then
+local lost = redis.call('HSETNX', KEYS[4], 'epoch', ARGV[10]) == 1
+if not lost and redis.call('HGET', KEYS[4], 'epoch') == ARGV[13]
+        and seq <= tonumber(ARGV[12]) then
+    -- This sender stored a later seq of this epoch, which Redis no longer has (a
+    -- failover lost the last writes, or an older dump was loaded): what follows
+    -- is another history, which must not reuse the offsets viewers hold.
+    seq = tonumber(ARGV[12]) + 1
+    redis.call('HSET', KEYS[4], 'seq', seq, 'epoch', ARGV[10])
+    lost = true
+end
+if lost then
     -- A new epoch: whatever is held belongs to the lost one.
     redis.call('DEL', KEYS[5])
 end
@@ -109,6 +121,10 @@ return {seq, epoch, text}
 # Bytes of random in a new epoch (it is their hex: EPOCH_LENGTH characters).
 EPOCH_BYTES = 8
 EPOCH_LENGTH = 2 * EPOCH_BYTES
+
+
+# Per process, the offset of the last live snapshot it stored of each host.
+_stored_offsets: LoopLocal[dict[str, tuple[int, str]]] = LoopLocal(dict)
 
 
 def latest_key(host: str) -> str:
@@ -153,6 +169,7 @@ async def store_snapshot(
     now = time.time()
     keep = settings.METRICS_HISTORY_SECONDS
     meta = {key: value for key, value in event.items() if key != "text"}
+    last_seq, last_epoch = _stored_offsets.get().get(host, (0, ""))
     seq, epoch, text = await _STORE.run(
         [
             latest_key(host),
@@ -171,9 +188,13 @@ async def store_snapshot(
             STATE_TTL_SECONDS,
             secrets.token_hex(EPOCH_BYTES),
             repr(now - keep),
+            last_seq,
+            last_epoch,
         ],
     )
-    return {**event, "seq": seq, "epoch": epoch.decode(), "text": text.decode()}
+    epoch = epoch.decode()
+    _stored_offsets.get()[host] = (seq, epoch)
+    return {**event, "seq": seq, "epoch": epoch, "text": text.decode()}
 
 
 async def publish_snapshot(
@@ -285,11 +306,39 @@ async def load_missed(host: str, since: int, epoch: str, max_bytes: int) -> Miss
         [since, epoch, max_bytes],
     )
     fields = dict(zip(state[::2], state[1::2], strict=True))
+    replayed = _replayed.get()
     return Missed(
         bool(recovered),
-        [text.decode() for text in texts],
+        [
+            replayed.share((host, epoch, seq), text)
+            for seq, text in enumerate(texts, start=since + 1)
+        ],
         parse_state(fields, time.time()),
     )
+
+
+class ReplayedTexts:
+    """The snapshots this process replayed lately, by offset, each one SharedText:
+    the sockets that resume after a worker restart mostly missed the same ones,
+    which are then framed (and compressed) once for all of them."""
+
+    # Past this many, the oldest are forgotten (a few minutes of a few hosts).
+    KEEP = 1024
+
+    def __init__(self) -> None:
+        self.texts: dict[tuple[str, str, int], SharedText] = {}
+
+    def share(self, offset: tuple[str, str, int], raw: bytes) -> SharedText:
+        """The one SharedText of the snapshot at `offset` (host, epoch, seq)."""
+        text = self.texts.get(offset)
+        if text is None:
+            text = self.texts[offset] = SharedText(raw.decode())
+            while len(self.texts) > self.KEEP:
+                del self.texts[next(iter(self.texts))]
+        return text
+
+
+_replayed = LoopLocal(ReplayedTexts)
 
 
 _latest_reads: LoopLocal[SingleFlight[Latest]] = LoopLocal(SingleFlight)

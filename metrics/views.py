@@ -1,5 +1,5 @@
 """HTTP views of the metrics app: the hosts, the recent history of a host's
-snapshots, the dashboard and its icon."""
+snapshots, the overview page and the icon."""
 
 import json
 import re
@@ -110,14 +110,15 @@ class HistoryView(APIView):
         return HttpResponse(body, content_type="application/json")
 
 
-class DashboardView(TemplateView):
-    """The browser dashboard: a login form, then live charts (all in JavaScript).
+class OverviewView(TemplateView):
+    """The overview, `/`: a login form, then a card per host the user may see (all
+    in JavaScript, from the fleet stream).
 
-    The page says nothing of the host before a login: its name comes with the
-    history, which needs a token.
+    The page names no host before a login: the names come with the stream, which
+    needs a token.
     """
 
-    template_name = "metrics/dashboard.html"
+    template_name = "metrics/overview.html"
 
 
 ICON = "metrics/favicon.svg"

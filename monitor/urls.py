@@ -4,11 +4,11 @@ from django.urls import include, path, re_path
 from core.hostnames import HOST_NAME_PATTERN
 from metrics.exposition import metrics_view
 from metrics.pages import HostDashboardView
-from metrics.views import DashboardView, HostsView, favicon
+from metrics.views import HostsView, OverviewView, favicon
 from monitor.health import healthz, readyz
 
 urlpatterns = [
-    path("", DashboardView.as_view(), name="dashboard"),
+    path("", OverviewView.as_view(), name="overview"),
     re_path(
         rf"^hosts/(?P<name>{HOST_NAME_PATTERN})/$",
         HostDashboardView.as_view(),

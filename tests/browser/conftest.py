@@ -80,12 +80,13 @@ def browser():
 def service(
     browser, static_files, django_db_setup, redis_sync, tmp_path_factory
 ) -> Iterator[int]:
-    """A real daphne and a publisher (1 s interval) shared by a module's tests."""
+    """A real daphne and a publisher (1 s interval, and a fleet frame every second)
+    shared by a module's tests."""
     delete_own_keys(redis_sync)
     logs = tmp_path_factory.mktemp("service")
     try:
         with (
-            processes.daphne(logs, **SERVICE_ENV) as (_, port),
+            processes.daphne(logs, **SERVICE_ENV, METRICS_INTERVAL="1") as (_, port),
             processes.publisher(logs, "--interval", "1"),
         ):
             yield port

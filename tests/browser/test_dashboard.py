@@ -1,5 +1,7 @@
-"""The dashboard in a real Chromium against real daphne and publisher processes."""
+"""The dashboard of a host (`/hosts/NAME/`, here the default host's) in a real
+Chromium against real daphne and publisher processes."""
 
+import asyncio
 import base64
 import json
 import os
@@ -8,8 +10,9 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -18,11 +21,13 @@ from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from agent.devices import DEFAULT_NET_EXCLUDE, excluded
+from agent.snapshots import format_timestamp
+from metrics.store import store_snapshot
 from tests.browser.conftest import ARTIFACTS, SERVICE_ENV
 from tests.conftest import PASSWORD
 from tests.support import processes
 from tests.support.clients import metrics_url
-from tests.support.hosts import host_key
+from tests.support.hosts import HOST, host_event, host_key
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -65,9 +70,10 @@ def wait_until(
 
 
 def log_in(page: Page, port: int, password: str = PASSWORD) -> None:
-    """Open the dashboard and submit the login form."""
+    """Open the dashboard of the default host (unless the page is on the server
+    already) and submit the login form."""
     if not page.url.startswith(f"http://127.0.0.1:{port}/"):
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(f"http://127.0.0.1:{port}/hosts/{HOST}/")
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
@@ -292,7 +298,11 @@ def test_each_module_loads_from_its_hashed_url_without_errors(service, user, pag
     page.on("response", lambda r: responses.append((r.url, r.status)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Every module is loaded by one of the two pages: the overview, then a host's.
+    page.goto(f"http://127.0.0.1:{service}/")
     log_in(page, service)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    page.goto(f"http://127.0.0.1:{service}/hosts/{HOST}/")
     expect_live(page)
     # collectstatic's manifest (the one daphne serves) names each module's hashed file.
     manifest = json.loads((Path(settings.STATIC_ROOT) / "staticfiles.json").read_text())
@@ -429,6 +439,43 @@ def test_page_recovers_by_itself_when_the_web_worker_restarts(
         assert resumes[-1]["recovered"] is True
         assert resumes[-1]["missed"] >= 3
         assert histories == [], "the page asked the history though it recovered"
+
+
+def test_a_snapshot_stored_but_never_sent_to_the_page_is_resumed(
+    service, user, page, redis_sync, tmp_path
+):
+    # A broadcast that reached no socket, as at a Redis failover: stored (with its
+    # seq), never sent. The next one skips a seq, and the page resumes from its last.
+    port = processes.free_port()
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    with daphne_on(port, tmp_path):
+        log_in(page, port)
+        expect_live(page)
+        latest = json.loads(redis_sync.get(host_key("latest")))
+        snapshot = json.loads(latest["text"])
+        for key in ("seq", "epoch", "host"):
+            del snapshot[key]
+        taken_at = latest["ts"] + 0.25
+        snapshot["timestamp"] = format_timestamp(
+            datetime.fromtimestamp(taken_at, tz=UTC)
+        )
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(
+                asyncio.run, store_snapshot(host_event(snapshot, taken_at), ttl=60)
+            ).result()
+        page.wait_for_function(
+            "(t) => Number(document.getElementById('dashboard').dataset.last) > t",
+            arg=taken_at,
+            timeout=10_000,
+        )
+        drawn = dataset(page)
+        first, last = (round(float(drawn[end]) * 1000) for end in ("first", "last"))
+        stored = {t for t in stored_timestamps(redis_sync) if first <= t <= last}
+        assert round(taken_at * 1000) in stored
+        assert len(stored) == int(drawn["points"]), "the page shows a gap"
+    assert len(sockets) == 2, sockets
+    assert re.search(r"[?&]since=\d+&epoch=[0-9a-f]{16}$", sockets[-1]), sockets
 
 
 def test_an_expired_session_returns_to_the_login_form(page, user, service, tmp_path):

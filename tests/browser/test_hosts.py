@@ -1,6 +1,6 @@
 """The dashboard of one host, `/hosts/NAME/`, in a real Chromium against real daphne
 and publisher processes: the host it asks for, a host that goes offline, a host the
-server does not know, and the links between hosts."""
+server does not know, and the switcher between hosts."""
 
 import json
 import re
@@ -79,30 +79,17 @@ def test_a_host_page_asks_the_history_and_the_socket_for_its_host(service, host,
     assert {query_of(url)["host"][0] for url in histories} == {host}
 
 
-def test_the_root_page_asks_for_no_host(service, user, page):
-    histories = history_requests(page)
-    with page.expect_websocket() as opened:
-        log_in(page, service)
-    assert urlsplit(opened.value.url).query == ""
-    expect_live(page)
-    assert histories
-    assert all("host" not in query_of(url) for url in histories)
-
-
 def test_a_close_with_4004_says_no_such_host_and_stops(service, host, page):
     opened = []
 
     def refuse(ws: WebSocketRoute) -> None:
-        if "host=" not in ws.url:
-            ws.connect_to_server()  # the default host's page, after the link
-            return
         opened.append(ws.url)
         ws.close(code=4004, reason="no such host")
 
     page.route_web_socket(SOCKET_URL, refuse)
     open_host_page(page, service, host)
     expect(page.locator("#missing-message")).to_have_text(f"No such host: {host}")
-    link = page.get_by_role("link", name="Show the default host")
+    link = page.get_by_role("link", name="Show all hosts")
     expect(link).to_have_attribute("href", "/")
     expect(page.locator("#dashboard")).to_be_hidden()
     expect(page.locator("#connection")).to_have_attribute("data-state", "missing")
@@ -114,7 +101,7 @@ def test_a_close_with_4004_says_no_such_host_and_stops(service, host, page):
     assert len(opened) == 1, "the page reconnected to a host that does not exist"
     link.click()
     expect(page).to_have_url(f"{base_url(service)}/")
-    expect_live(page)
+    expect(page.locator("#overview")).to_be_visible()
 
 
 def test_a_history_answering_404_says_no_such_host_and_opens_no_socket(
@@ -127,16 +114,6 @@ def test_a_history_answering_404_says_no_such_host_and_opens_no_socket(
     expect(page.locator("#missing-message")).to_have_text("No such host: gone")
     page.wait_for_timeout(2_000)
     assert sockets == []
-
-
-def test_the_root_page_with_no_host_to_show_says_so(service, user, page):
-    page.route_web_socket(
-        SOCKET_URL, lambda ws: ws.close(code=4004, reason="no host to show")
-    )
-    log_in(page, service)
-    expect(page.locator("#missing-message")).to_have_text("No host to show.")
-    expect(page.get_by_role("link", name="Show the default host")).to_be_hidden()
-    expect(page.locator("#host-name")).to_be_hidden()
 
 
 def test_an_unknown_host_is_told_so_by_the_server(service, user, page):
@@ -219,7 +196,9 @@ def test_another_hosts_offline_frame_is_ignored(service, host, page):
     expect(page.locator("#host-offline")).to_be_hidden()
 
 
-def test_several_hosts_are_linked_in_the_header(service, host, page):
+def test_the_switcher_offers_each_host_and_opens_the_chosen_ones_page(
+    service, host, page
+):
     hosts = [
         {"name": host, "online": True},
         {"name": "web-2", "online": False},
@@ -233,14 +212,14 @@ def test_several_hosts_are_linked_in_the_header(service, host, page):
     )
     open_host_page(page, service, host)
     expect_live(page)
-    links = page.locator("#hosts a")
-    expect(links).to_have_count(2)
-    expect(links.nth(0)).to_have_text(host)
-    expect(links.nth(0)).to_have_attribute("href", f"/hosts/{host}/")
-    expect(links.nth(0)).to_have_attribute("aria-current", "page")
-    expect(links.nth(1)).to_have_attribute("href", "/hosts/web-2/")
-    expect(links.nth(1)).to_have_attribute("title", "web-2 is offline")
+    switcher = page.get_by_label("Host", exact=True)
+    options = switcher.locator("option")
+    expect(options).to_have_count(2)
+    expect(options.nth(0)).to_have_text(host)
+    expect(switcher).to_have_value(host)
+    expect(options.nth(1)).to_have_text("web-2 (offline)")
     expect(page.locator("#hosts b")).to_have_count(0)
+    expect(page.get_by_role("link", name="All hosts")).to_have_attribute("href", "/")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "dashboard-hosts.png")
     page.set_viewport_size({"width": 390, "height": 844})
@@ -250,9 +229,11 @@ def test_several_hosts_are_linked_in_the_header(service, host, page):
         " - document.documentElement.clientWidth"
     )
     assert overflow == 0, "the header scrolls sideways at phone width"
+    switcher.select_option("web-2")
+    expect(page).to_have_url(f"{base_url(service)}/hosts/web-2/")
 
 
-def test_a_single_host_gets_no_links(service, host, page):
+def test_a_single_host_gets_no_switcher(service, host, page):
     page.route(
         HOSTS_URL,
         lambda route: route.fulfill(
@@ -264,10 +245,11 @@ def test_a_single_host_gets_no_links(service, host, page):
     with page.expect_response(HOSTS_URL):
         open_host_page(page, service, host)
     expect_live(page)
-    expect(page.locator("#hosts")).to_be_hidden()
+    expect(page.locator("#switcher")).to_be_hidden()
+    expect(page.get_by_role("link", name="All hosts")).to_be_visible()
 
 
-def test_the_server_lists_its_hosts_as_links_to_their_pages(service, host, page):
+def test_the_switcher_lists_the_hosts_the_server_lists(service, host, page):
     """Waits for the server side of issue 13 (skipped until then)."""
     requires_hosts_api(page, service)
     with page.expect_response(HOSTS_URL) as listed:
@@ -276,6 +258,7 @@ def test_the_server_lists_its_hosts_as_links_to_their_pages(service, host, page)
     names = [entry["name"] for entry in listed.value.json()]
     assert host in names
     if len(names) > 1:
-        expect(page.locator(f'#hosts a[href="/hosts/{host}/"]')).to_have_count(1)
+        expect(page.locator("#host-switcher option")).to_have_count(len(names))
+        expect(page.locator("#host-switcher")).to_have_value(host)
     else:
-        expect(page.locator("#hosts")).to_be_hidden()
+        expect(page.locator("#switcher")).to_be_hidden()

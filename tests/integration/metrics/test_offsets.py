@@ -7,6 +7,7 @@ import time
 import pytest
 from django.conf import settings
 
+from core.frames import SharedText
 from core.redis import close_redis
 from metrics.store import (
     load_latest,
@@ -116,6 +117,26 @@ async def test_a_lost_counter_starts_a_new_epoch_and_drops_what_was_held(
     assert redis_client.xlen(stream_key(HOST)) == 1
 
 
+async def test_offsets_redis_lost_start_a_new_epoch_above_the_last_seq_stored(
+    redis_client,
+):
+    # Seq 1 to 5 were stored and sent; the Redis that takes over (a replica promoted
+    # after a failover) has only 1 to 3, in the same epoch.
+    stored = [await store(100.0 + n) for n in range(5)]
+    epoch = stored[0]["epoch"]
+    redis_client.hset(offsets_key(HOST), "seq", 3)
+    redis_client.xdel(stream_key(HOST), "4-0", "5-0")
+    after = [await store(200.0 + n) for n in range(2)]
+    assert [event["seq"] for event in after] == [6, 7]
+    assert after[0]["epoch"] != epoch
+    assert after[1]["epoch"] == after[0]["epoch"]
+    # A viewer that had seq 5 is not told it missed nothing.
+    assert not (await load_missed(HOST, 5, epoch, BUDGET)).recovered
+    resumed = await load_missed(HOST, 6, after[0]["epoch"], BUDGET)
+    assert resumed.recovered
+    assert [json.loads(text)["seq"] for text in resumed.texts] == [7]
+
+
 async def test_snapshots_that_arrived_longer_ago_than_history_keeps_are_dropped(
     redis_client,
 ):
@@ -141,3 +162,14 @@ async def test_more_missed_than_the_budget_is_not_recovered(redis_client):
     assert (await load_missed(HOST, 1, epoch, size)).recovered
     missed = await load_missed(HOST, 1, epoch, size - 1)
     assert (missed.recovered, missed.texts) == (False, [])
+
+
+async def test_sockets_resuming_from_one_offset_share_each_replayed_text(redis_client):
+    await store(100.0)
+    stored = [await store(101.0 + n) for n in range(2)]
+    first = await load_missed(HOST, 1, stored[0]["epoch"], BUDGET)
+    second = await load_missed(HOST, 2, stored[0]["epoch"], BUDGET)
+    assert first.texts == [event["text"] for event in stored]
+    # Framed and compressed once in this process, whoever resumes.
+    assert second.texts[0] is first.texts[1]
+    assert isinstance(first.texts[0], SharedText)

@@ -1,4 +1,4 @@
-"""The dashboard's page by host: `/hosts/NAME/` for host-like names only."""
+"""The pages: the overview at `/`, and `/hosts/NAME/` for host-like names only."""
 
 import pytest
 
@@ -34,7 +34,7 @@ def test_any_other_name_is_not_found(client, path):
     assert client.get(path).status_code == 404
 
 
-def test_the_default_host_page_is_still_served_at_the_root(client):
+def test_the_root_is_the_overview(client):
     response = client.get("/")
     assert response.status_code == 200
-    assert response.templates[0].name == "metrics/dashboard.html"
+    assert response.templates[0].name == "metrics/overview.html"

@@ -1,11 +1,12 @@
 // Auth and API: the session's tokens, logging in and out, refreshing the access token
 // ahead of its expiry, the authorized GETs of the HTTP API (the history), and the
-// server's own readiness (/readyz). The history is this page's host's (hosts.js).
+// server's own readiness (/readyz). The history is this page's host's (hosts.js),
+// unless the caller names another.
 // The tokens live in sessionStorage: a reload stays logged in, a closed tab does not.
 // This module never touches the page: when the session ends or the access token is
 // renewed, it calls the handlers the entry module gave it (setHandlers).
 
-import { withHost } from "./hosts.js";
+import { pageHost, withHost } from "./hosts.js";
 
 const REFRESH_AT = 0.8; // share of the access token's lifetime to refresh at
 const REFRESH_RETRY = 5000; // ms before trying again when the server was unreachable
@@ -186,11 +187,12 @@ async function authorizedGet(url) {
 }
 
 /**
- * This page's host's snapshots of the last `seconds`, or of the last minute if the
- * server keeps less.
+ * A host's snapshots (this page's host's by default) of the last `seconds`, or of
+ * the last minute if the server keeps less.
  */
-export async function loadHistory(seconds) {
-  const history = (s) => authorizedGet(`/api/metrics/history?${withHost(`seconds=${s}`)}`);
+export async function loadHistory(seconds, host = pageHost) {
+  const query = (s) => withHost(`seconds=${s}`, host);
+  const history = (s) => authorizedGet(`/api/metrics/history?${query(s)}`);
   try {
     return await history(seconds);
   } catch (error) {
@@ -201,7 +203,7 @@ export async function loadHistory(seconds) {
 }
 
 /**
- * The hosts the server knows, [{name, online, last_seen, interval, clock_skew}], or
+ * The hosts the user may see, [{name, online, last_seen, interval, clock_skew}], or
  * null if it does not say. Never ends the session: the history speaks for that.
  */
 export async function loadHosts() {

@@ -59,3 +59,21 @@ export function formatClock(seconds, { withSeconds = true } = {}) {
   if (withSeconds) parts.second = "2-digit";
   return new Date(seconds * 1000).toLocaleTimeString([], parts);
 }
+
+/** How long ago, for people: "just now", "42 s ago", "3 min ago", "5 h ago", "2 d ago". */
+export function formatAgo(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return "never";
+  if (seconds < 1) return "just now";
+  const [unit, size] = [
+    ["d", 86400],
+    ["h", 3600],
+    ["min", 60],
+    ["s", 1],
+  ].find(([, length]) => seconds >= length);
+  return `${Math.floor(seconds / size)} ${unit} ago`;
+}
+
+/** How full a percentage is, for its colour: "ok", "warn" (75%) or "high" (90%). */
+export function usageLevel(percent) {
+  return percent >= 90 ? "high" : percent >= 75 ? "warn" : "ok";
+}

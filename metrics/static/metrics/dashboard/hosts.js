@@ -1,22 +1,22 @@
-// Hosts: which host this page shows, from its URL. `/hosts/NAME/` shows NAME; any
-// other path (`/`) shows the server's default host, and asks for none. Also the
-// URL of each host's page, for the links between them.
+// Hosts: which host this page shows, from its URL (`/hosts/NAME/` shows NAME; the
+// overview, `/`, none), the query that names a host to the API, and the URL of each
+// host's page, for the switcher and the overview's cards.
 
 // A host name as the server names hosts (`manage.py hosts`): DNS-label-like.
 const NAME = /^[a-z0-9][a-z0-9.-]{0,62}$/;
 const PAGE = /\/hosts\/([a-z0-9][a-z0-9.-]{0,62})\/$/;
 
-/** The host named by this page's URL, or "" for the default host. */
+/** The host named by this page's URL, or "" (the overview). */
 export const pageHost = location.pathname.match(PAGE)?.[1] ?? "";
 
-/** `host=NAME` for this page's host, to add to a query string; "" for the default. */
-export function hostQuery() {
-  return pageHost ? `host=${encodeURIComponent(pageHost)}` : "";
+/** `host=NAME` for a host (this page's by default), to add to a query string. */
+export function hostQuery(host = pageHost) {
+  return host ? `host=${encodeURIComponent(host)}` : "";
 }
 
-/** A query string of the parameters given, with this page's host first. */
-export function withHost(query) {
-  return [hostQuery(), query].filter(Boolean).join("&");
+/** A query string of the parameters given, with a host (this page's) first. */
+export function withHost(query, host = pageHost) {
+  return [hostQuery(host), query].filter(Boolean).join("&");
 }
 
 /** The page of host `name`, or null if the server sent a name no host can have. */

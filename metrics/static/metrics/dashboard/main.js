@@ -1,9 +1,11 @@
-// The host monitor dashboard: log in, draw the last minutes at once from the history
-// endpoint, then follow the live WebSocket stream, reconnecting by itself. The page
-// shows the host its URL names (`/hosts/NAME/`), or the server's default host (`/`).
+// The detail page of one host, `/hosts/NAME/`: log in, draw the last minutes at once
+// from the history endpoint, then follow the live WebSocket stream, reconnecting by
+// itself; a switcher leads to the other hosts' pages. (The overview, `/`, is
+// overview.js.)
 //
 // This entry module only wires the others together; each has one job:
 //   auth.js        the tokens, log in and out, refresh, the HTTP API (history, hosts)
+//   session.js     the login form, Log out, the connection state, the session's life
 //   hosts.js       which host this page shows, from its URL
 //   socket.js      the live stream: connect, renew, reconnect, ping
 //   snapshots.js   the rows kept for drawing
@@ -18,22 +20,26 @@
 import * as auth from "./auth.js";
 import { charts } from "./charts.js";
 import { pageHost } from "./hosts.js";
+import * as session from "./session.js";
 import * as snapshots from "./snapshots.js";
 import * as socket from "./socket.js";
 import * as view from "./view.js";
 
-function startSession() {
+function startDashboard() {
   view.showDashboard();
   view.showHost(pageHost);
-  view.setState("connecting");
-  auth.scheduleRefresh();
-  socket.connect();
+}
+
+function clearDashboard() {
+  snapshots.clear();
+  charts.destroy();
+  view.clear();
 }
 
 /**
- * The hosts the server knows: links to their pages when there are several, and
- * whether this page's host is offline. Best effort: without the list, the page
- * simply shows no links.
+ * The hosts the user may see: the switcher when there are several, and whether
+ * this page's host is offline. Best effort: without the list, the page simply
+ * shows no switcher.
  */
 async function showHosts() {
   let hosts;
@@ -43,50 +49,14 @@ async function showHosts() {
     return;
   }
   if (!Array.isArray(hosts) || !auth.hasSession()) return;
-  const current = pageHost || view.elements.hostName.textContent;
-  view.showHosts(hosts, current);
-  if (hosts.find((host) => host.name === current)?.online === false) {
+  view.showHosts(hosts, pageHost);
+  if (hosts.find((host) => host.name === pageHost)?.online === false) {
     socket.markHostOffline();
   }
 }
 
-/** Forget the tokens, stop everything and show the login form with a message. */
-function endSession(message, kind = "error", { revoke = false } = {}) {
-  auth.forgetSession({ revoke });
-  socket.stop();
-  snapshots.clear();
-  charts.destroy();
-  view.clearCounters();
-  view.showLogin(message, kind);
-}
-
-async function logIn(event) {
-  event.preventDefault();
-  const { username, password } = view.elements.loginForm.elements;
-  view.elements.loginButton.disabled = true;
-  try {
-    const refusal = await auth.logIn(username.value, password.value);
-    if (refusal) {
-      view.showLogin(view.loginRefusal(refusal));
-    } else {
-      password.value = "";
-      startSession();
-    }
-  } catch {
-    view.showLogin(view.MESSAGES.unreachable);
-  } finally {
-    view.elements.loginButton.disabled = false;
-  }
-}
-
-/** Log out: the server blacklists the refresh token, and this page forgets both. */
-function logOut() {
-  endSession(view.MESSAGES.loggedOut, "info", { revoke: true });
-}
-
-/** The history endpoint's answer: the host's name and the snapshots to draw. */
+/** The history endpoint's answer: the snapshots to draw. */
 function showHistory(history, { first }) {
-  view.showHost(pageHost || history.host);
   addSnapshots(history.snapshots);
   if (first) {
     view.showHistoryPoints(snapshots.rows().length);
@@ -107,26 +77,25 @@ function render() {
   view.showCounters(rows);
 }
 
-// The server ended the session (auth.js and socket.js say why): back to the login form.
-const sessionEnded = (reason) => endSession(view.MESSAGES[reason]);
+/** The server has no such host, or no longer lets this user see it. */
+function showMissing(reason) {
+  view.showMissing(pageHost, reason);
+  session.setState("missing");
+}
 
-auth.setHandlers({ ended: sessionEnded, renewed: socket.renew });
 socket.setHandlers({
-  state: view.setState,
   history: showHistory,
   snapshot: (message) => addSnapshots([message]),
   host: view.showHostOnline,
-  missing: (reason) => view.showMissing(pageHost, reason),
-  ended: sessionEnded,
+  missing: showMissing,
 });
 
-view.elements.loginForm.addEventListener("submit", logIn);
-view.elements.logout.addEventListener("click", logOut);
-window.addEventListener("online", socket.reconnectNow);
+view.elements.hostSwitcher.addEventListener("change", () => {
+  const page = view.chosenHostPage();
+  if (page) location.assign(page);
+});
 matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () =>
   charts.rebuild(snapshots.rows(), socket.snapshotInterval()),
 );
-setInterval(socket.watch, 1000);
 
-if (auth.restoreSession()) startSession();
-else view.showLogin();
+session.run({ start: startDashboard, clear: clearDashboard });

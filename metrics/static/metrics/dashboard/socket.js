@@ -8,12 +8,14 @@
 // a server that cannot reach its data store (Redis) or database is shown as such,
 // not as an endless "Reconnecting…", and the page reconnects once it can again.
 // The stream is this page's host's (hosts.js): a host that goes offline is shown as
-// such, not as a stale stream; one the server does not know (4004) ends the stream.
+// such, not as a stale stream; one the server does not know (4004) ends the stream,
+// "withdrawn" if it had been streaming. The overview follows the fleet's frames
+// instead (follow()): the same connection, without a history.
 // This module never touches the page: it reports through the handlers the entry
 // module gave it (setHandlers).
 
 import * as auth from "./auth.js";
-import { pageHost, withHost } from "./hosts.js";
+import { hostQuery, pageHost } from "./hosts.js";
 import { HISTORY_SECONDS } from "./snapshots.js";
 
 const BACKOFF_FIRST = 0.5; // seconds before the first reconnect (before jitter)
@@ -27,6 +29,13 @@ const CLOSE_NO_HOST = 4004; // no such host (unknown or disabled), or none to sh
 const CLOSE_SERVER_ERROR = 1011; // e.g. "data store unavailable"
 const DIAGNOSE_EVERY = 3000; // ms between two questions to /readyz
 
+// What the stream carries: the page's host's snapshots after its history, by default.
+const source = {
+  path: `/api/ws/metrics${hostQuery() ? `?${hostQuery()}` : ""}`,
+  frame: "metrics", // the type of the frames that keep the stream live
+  history: true,
+};
+
 const stream = {
   socket: null,
   generation: 0, // bumped by stop(), so late answers for a stopped stream are ignored
@@ -39,6 +48,7 @@ const stream = {
   hostOnline: true, // false from a `host` frame saying so until data flows again
   hostOnlineAt: 0, // ms when the host was last said to be back online
   missing: false, // the server has no such host: nothing to reconnect to
+  delivered: false, // the socket has streamed since start: a 4004 now means withdrawn
   openedAt: 0, // ms when the socket opened (or began to)
   lastMessageAt: 0, // ms when the socket last said anything (a snapshot, a pong)
   lastPingAt: 0,
@@ -65,6 +75,14 @@ export function setHandlers(given) {
   Object.assign(handlers, given);
 }
 
+/**
+ * Follow the socket at `path` for its frames of type `frame` (each keeps the stream
+ * live, and may say the interval), with no history: the overview's fleet stream.
+ */
+export function follow(path, frame) {
+  Object.assign(source, { path, frame, history: false });
+}
+
 /** Seconds between snapshots, as the server last said. */
 export function snapshotInterval() {
   return stream.interval;
@@ -80,7 +98,9 @@ export async function connect() {
   stream.connecting = true;
   try {
     if (auth.refreshIsDue() && !(await auth.refreshAccess())) return;
-    if (!stream.historyLoaded || !stream.offset) await loadHistory(generation);
+    if (source.history && (!stream.historyLoaded || !stream.offset)) {
+      await loadHistory(generation);
+    }
     if (generation !== stream.generation) return;
     openSocket();
   } catch (error) {
@@ -146,6 +166,7 @@ export function stop() {
   stream.offset = null;
   stream.hostOnline = true;
   stream.missing = false;
+  stream.delivered = false;
 }
 
 /** Hand the open socket the new access token, or the server closes it at expiry. */
@@ -158,12 +179,15 @@ export function renew() {
 function openSocket() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   // The token goes as a subprotocol, not in the URL, which servers and proxies log.
-  // Resuming: from the offset of the last snapshot, if there is one.
-  const offset = stream.offset;
-  const query = withHost(
-    offset ? `since=${offset.seq}&epoch=${encodeURIComponent(offset.epoch)}` : "",
-  );
-  const url = `${scheme}://${location.host}/api/ws/metrics${query ? `?${query}` : ""}`;
+  // Resuming a host's stream: from the offset of the last snapshot, if there is one.
+  const offset = source.history ? stream.offset : null;
+  const resume = offset
+    ? `since=${offset.seq}&epoch=${encodeURIComponent(offset.epoch)}`
+    : "";
+  const path = resume
+    ? `${source.path}${source.path.includes("?") ? "&" : "?"}${resume}`
+    : source.path;
+  const url = `${scheme}://${location.host}${path}`;
   const socket = new WebSocket(url, ["bearer", auth.accessToken()]);
   stream.socket = socket;
   stream.openedAt = Date.now(); // the handshake started; onopen resets it
@@ -186,11 +210,20 @@ function openSocket() {
       }
       return;
     }
-    if (message.type !== "metrics") return;
+    if (message.type !== source.frame) return;
+    if (message.interval > 0) stream.interval = message.interval;
+    if (skipsAhead(message)) {
+      // Stored but never sent to this socket (a broadcast lost in a Redis
+      // failover): resuming from the last one drawn replays them, this one too.
+      dropSocket();
+      connect();
+      return;
+    }
     if (Number.isInteger(message.seq) && typeof message.epoch === "string") {
       stream.offset = { seq: message.seq, epoch: message.epoch };
     }
     stream.lastSnapshotAt = stream.lastMessageAt;
+    stream.delivered = true;
     stream.attempt = 0;
     stream.refusedBefore = false;
     stream.unavailable = null;
@@ -211,6 +244,12 @@ function openSocket() {
       scheduleReconnect();
     }
   };
+}
+
+/** True if snapshots of this epoch came between the last one and `message`. */
+function skipsAhead(message) {
+  const offset = stream.offset;
+  return Boolean(offset) && message.epoch === offset.epoch && message.seq > offset.seq + 1;
 }
 
 /** True if `message` is newer than any snapshot seen so far (and remember it). */
@@ -237,11 +276,15 @@ export function markHostOffline() {
   if (!stream.missing) hostChanged(false);
 }
 
-/** The server has no such host (or no default to show): stop, and do not retry. */
+/**
+ * The server has no such host (or no default to show), or, when it had been
+ * streaming it, no longer lets this user see it: stop, and do not retry.
+ */
 function noSuchHost(reason) {
+  const withdrawn = stream.delivered;
   stop();
   stream.missing = true;
-  handlers.missing(reason || "no such host");
+  handlers.missing(withdrawn ? "withdrawn" : reason || "no such host");
 }
 
 /** After a 4001, try once more with a new access token (ours may just have expired). */

@@ -1,101 +1,51 @@
-// View: what the page shows. The login form or the dashboard, the host and whether it
-// is offline, the links to the other hosts, "no such host", the connection state,
-// the tiles, the per-core list, the partitions table, and the counters on the
-// dashboard's data attributes that the browser tests read. Every string from the
-// server goes in as text, never as HTML.
+// View: what the detail page shows of its host (session.js has the login form and the
+// connection state). The dashboard, the host and whether it is offline, the switcher
+// to the other hosts, "no such host" or "access withdrawn", the tiles, the per-core
+// list, the partitions table, and the counters on the dashboard's data attributes
+// that the browser tests read. Every string from the server goes in as text, never
+// as HTML.
 
-import { formatBytes, formatClock, formatPercent, formatRate } from "./formatting.js";
+import {
+  formatBytes,
+  formatClock,
+  formatPercent,
+  formatRate,
+  usageLevel,
+} from "./formatting.js";
 import { hostPage } from "./hosts.js";
-
-export const MESSAGES = {
-  wrongPassword: "Wrong username or password.",
-  unreachable: "Cannot reach the server; check the connection and try again.",
-  expired: "Your session has expired; log in again.",
-  refused: "The server no longer accepts your session; log in again.",
-  forbidden: "This account may not watch this host; log in as another user.",
-  loggedOut: "You have logged out.",
-};
-
-const STATE_LABELS = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  stale: "Stale: no update",
-  offline: "Host offline",
-  missing: "No host",
-  unavailable: "The server cannot reach its data store; retrying…",
-};
-
-// What the server cannot reach, by the name /readyz gives its check.
-const UNAVAILABLE_LABELS = {
-  redis: "The server cannot reach its data store (Redis); retrying…",
-  database: "The server cannot reach its database; retrying…",
-};
 
 const $ = (id) => document.getElementById(id);
 
 export const elements = {
-  login: $("login"),
-  loginForm: $("login-form"),
-  loginMessage: $("login-message"),
-  loginButton: document.querySelector("#login-form button"),
   dashboard: $("dashboard"),
-  status: $("status"),
-  connection: $("connection"),
   lastUpdate: $("last-update"),
-  logout: $("logout"),
   cores: $("cores"),
   partitions: $("partitions"),
   diskNote: $("disk-note"),
   hostName: $("host-name"),
   hostOffline: $("host-offline"),
   hosts: $("hosts"),
-  hostList: $("host-list"),
+  switcher: $("switcher"),
+  hostSwitcher: $("host-switcher"),
   missing: $("missing"),
   missingMessage: $("missing-message"),
-  missingLink: $("missing-link"),
 };
 
-export function showLogin(message, kind = "error") {
+/** The session ended: nothing of the host stays on the page. */
+export function clear() {
   elements.dashboard.hidden = true;
-  elements.status.hidden = true;
+  elements.hosts.hidden = true;
   elements.missing.hidden = true;
   showHost("");
   showHostOnline(true);
   showHosts([], "");
-  elements.login.hidden = false;
-  elements.loginMessage.hidden = !message;
-  elements.loginMessage.textContent = message || "";
-  elements.loginMessage.dataset.kind = kind;
-  const { username, password } = elements.loginForm.elements;
-  password.value = "";
-  (username.value ? password : username).focus();
-}
-
-/** The sentence for a login the server refused (see auth.logIn). */
-export function loginRefusal({ reason, wait, status }) {
-  if (reason === "wrongPassword") return MESSAGES.wrongPassword;
-  if (reason === "throttled") {
-    const when = wait > 0 ? `in ${Math.ceil(wait)} s` : "later";
-    return `Too many login attempts; try again ${when}.`;
-  }
-  return `Login failed (HTTP ${status}); try again.`;
+  clearCounters();
 }
 
 export function showDashboard() {
-  elements.login.hidden = true;
   elements.missing.hidden = true;
   elements.dashboard.hidden = false;
-  elements.status.hidden = false;
-}
-
-/** The connection state; for "unavailable", what the server cannot reach. */
-export function setState(state, failing = []) {
-  const { connection } = elements;
-  const label = UNAVAILABLE_LABELS[failing[0]] ?? STATE_LABELS[state];
-  if (connection.dataset.state === state && connection.textContent === label) return;
-  connection.dataset.state = state;
-  connection.textContent = label;
+  elements.hosts.hidden = false;
 }
 
 function setText(id, text) {
@@ -124,44 +74,44 @@ export function showHostOnline(online) {
 }
 
 /**
- * The server has no host `host` (unknown or disabled), or, for the default host
- * (`host` ""), none to show: say so, with a link to the default host's page.
+ * The server has no host `host` (unknown, disabled, or not granted to this user):
+ * say so, or, when `reason` is "withdrawn" (the page was showing it), that access
+ * to it was withdrawn; with a link to the overview.
  */
 export function showMissing(host, reason) {
   elements.dashboard.hidden = true;
   showHost("");
   showHostOnline(true);
-  const said = reason.charAt(0).toUpperCase() + reason.slice(1);
-  elements.missingMessage.textContent = host ? `No such host: ${host}` : `${said}.`;
-  elements.missingLink.hidden = !host;
+  elements.missingMessage.textContent =
+    reason === "withdrawn" ? "Your access to this host was withdrawn." : `No such host: ${host}`;
+  elements.missing.dataset.reason = reason;
   elements.missing.hidden = false;
   elements.lastUpdate.removeAttribute("datetime");
   setText("last-update", "—");
-  setState("missing");
 }
 
 /**
- * Links to each host's page when the server knows more than one; `current` is the
- * host shown. Hosts: [{name, online}] from GET /api/hosts.
+ * The host switcher, when the user may see more than one host: a choice of every
+ * host's page, `current` chosen. Hosts: [{name, online}] from GET /api/hosts.
  */
 export function showHosts(hosts, current) {
-  const items = hosts
+  const options = hosts
     .filter((host) => hostPage(host.name))
     .map((host) => {
-      const link = document.createElement("a");
-      link.href = hostPage(host.name);
-      link.textContent = host.name;
-      if (host.name === current) link.setAttribute("aria-current", "page");
+      const option = new Option(host.name, host.name, false, host.name === current);
       if (host.online === false) {
-        link.dataset.offline = "";
-        link.title = `${host.name} is offline`;
+        option.textContent = `${host.name} (offline)`;
+        option.dataset.offline = "";
       }
-      const item = document.createElement("li");
-      item.append(link);
-      return item;
+      return option;
     });
-  elements.hostList.replaceChildren(...(items.length > 1 ? items : []));
-  elements.hosts.hidden = items.length < 2;
+  elements.hostSwitcher.replaceChildren(...(options.length > 1 ? options : []));
+  elements.switcher.hidden = options.length < 2;
+}
+
+/** The page of the host chosen in the switcher. */
+export function chosenHostPage() {
+  return hostPage(elements.hostSwitcher.value);
 }
 
 /** The latest snapshot in the tiles, the per-core list and the partitions table. */
@@ -207,10 +157,6 @@ function showCores(perCore) {
     const text = formatPercent(percent, 0);
     if (value.textContent !== text) value.textContent = text;
   });
-}
-
-function usageLevel(percent) {
-  return percent >= 90 ? "high" : percent >= 75 ? "warn" : "ok";
 }
 
 function cell(text, className) {
@@ -280,7 +226,7 @@ export function showHistoryPoints(count) {
   elements.dashboard.dataset.historyPoints = String(count);
 }
 
-export function clearCounters() {
+function clearCounters() {
   delete elements.dashboard.dataset.historyPoints;
   elements.dashboard.dataset.points = "0";
 }
