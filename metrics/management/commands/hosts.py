@@ -188,8 +188,11 @@ def describe(host: Host, states: dict[str, HostState] | None) -> tuple[str, ...]
         return (host.name, state, kind, "unknown", UNREACHABLE)
     known = states.get(host.name)
     if known is None or known.last_seen is None:
-        online = "yes" if known is not None and known.online else "no"
-        return (host.name, state, kind, online, "never")
+        # Connected (its sender holds it), no snapshot yet: an idle host's first
+        # may be METRICS_IDLE_INTERVAL away.
+        if known is not None and known.online:
+            return (host.name, state, kind, "yes", "no snapshot yet")
+        return (host.name, state, kind, "no", "never")
     return (
         host.name,
         state,

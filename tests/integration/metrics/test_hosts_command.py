@@ -131,6 +131,21 @@ class TestCallCommand:
         row = out.splitlines()[1].split()
         assert row == ["web1", "enabled", "agent", "yes", expected[:-6] + "Z"]
 
+    def test_list_says_a_connected_host_has_sent_no_snapshot_yet(self, clean_redis):
+        run("add", "web1")
+        clean_redis.hset(
+            redis_key("host", "web1", "state"),
+            mapping={
+                "interval": 2,
+                "live": 0,
+                "sender": "x",
+                "lease": time.time() + 60,
+            },
+        )
+        out, _ = run("list")
+        row = out.splitlines()[1].split()
+        assert row == ["web1", "enabled", "agent", "yes", "no", "snapshot", "yet"]
+
     def test_list_works_when_redis_is_down_saying_last_seen_is_unknown(self):
         run("add", "web1")
         down = mock.patch(
