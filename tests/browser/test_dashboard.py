@@ -472,7 +472,9 @@ def test_a_snapshot_stored_but_never_sent_to_the_page_is_resumed(
         drawn = dataset(page)
         first, last = (round(float(drawn[end]) * 1000) for end in ("first", "last"))
         stored = {t for t in stored_timestamps(redis_sync) if first <= t <= last}
-        assert round(taken_at * 1000) in stored
+        # Compared as stored_timestamps() reads them: from the text, to the ms.
+        stamp = datetime.fromisoformat(snapshot["timestamp"]).timestamp()
+        assert round(stamp * 1000) in stored
         assert len(stored) == int(drawn["points"]), "the page shows a gap"
     assert len(sockets) == 2, sockets
     assert re.search(r"[?&]since=\d+&epoch=[0-9a-f]{16}$", sockets[-1]), sockets
