@@ -1,14 +1,15 @@
 """The fleet event, built once per interval for the whole deployment.
 
-Every web process with fleet viewers runs a FleetBuilder; on each tick of the
-interval (METRICS_INTERVAL, aligned to the wall clock so that the processes tick
-together) it takes or renews the fleet leader lock, and only the holder reads
-every enabled host's latest snapshot and state (one Redis round trip), builds
-each host's entry and publishes one event to the fleet group, stamped with the
-tick (two holders of one tick, for a moment, make the same frame). No process
-of its own: a deployment of agents and web workers needs nothing more. A leader
-that dies stops renewing; its lock lapses after LEADER_TTL_INTERVALS, and the
-next tick of another process takes it over, within two intervals."""
+Every web process with fleet viewers runs a FleetBuilder; shortly before each
+tick of the interval (METRICS_INTERVAL, aligned to the wall clock so that the
+processes tick together) it takes or renews the fleet leader lock, and only the
+holder reads every enabled host's latest snapshot and state (one Redis round
+trip), builds each host's entry and, at the tick, publishes one event to the
+fleet group, stamped with the tick (two holders of one tick, for a moment,
+make the same frame). No process of its own: a deployment of agents and web
+workers needs nothing more. A leader that dies stops renewing; its lock lapses
+after LEADER_TTL_INTERVALS, and the next tick of another process takes it over,
+within two intervals."""
 
 import asyncio
 import contextlib
@@ -32,6 +33,11 @@ logger = logging.getLogger(__name__)
 # that renews a little late keeps it, one that died loses it before the second
 # tick after its last.
 LEADER_TTL_INTERVALS = 1.5
+# The leader reads and builds this long (a share of the interval, at most
+# PREPARE_SECONDS) before its tick and publishes at the tick, so that the frame
+# leaves when its timestamp says, as a snapshot does once it is taken.
+PREPARE_SHARE = 0.1
+PREPARE_SECONDS = 0.25
 
 
 def fleet_interval() -> float:
@@ -51,6 +57,11 @@ async def build_fleet_event(tick: float | None = None) -> dict[str, Any]:
 def next_tick(now: float, interval: float) -> float:
     """The first multiple of `interval` after wall time `now`."""
     return now - now % interval + interval
+
+
+def preparation(interval: float) -> float:
+    """Seconds before its tick that the leader starts on a frame."""
+    return min(PREPARE_SHARE * interval, PREPARE_SECONDS)
 
 
 class FleetBuilder:
@@ -80,13 +91,14 @@ class FleetBuilder:
         lock = LeaderLock(
             get_redis(), ttl=LEADER_TTL_INTERVALS * interval, key=fleet_leader_key()
         )
-        tick = next_tick(time.time(), interval)
+        ahead = preparation(interval)
+        tick = next_tick(time.time() + ahead, interval)
         try:
             while True:
-                await asyncio.sleep(max(tick - time.time(), 0.0))
+                await asyncio.sleep(max(tick - ahead - time.time(), 0.0))
                 await self.tick(lock, tick)
-                # The next tick, or the first after now if building took longer.
-                tick = max(tick + interval, next_tick(time.time(), interval))
+                # The next tick, or the first it can prepare for if this took longer.
+                tick = max(tick + interval, next_tick(time.time() + ahead, interval))
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await lock.release()
@@ -97,6 +109,7 @@ class FleetBuilder:
         try:
             if await lock.acquire_or_renew():
                 event = await build_fleet_event(tick)
+                await asyncio.sleep(max(tick - time.time(), 0.0))
                 await self.channel_layer.group_send(FLEET_GROUP, event)
                 instruments.fleet_events_published.inc()
         except (RedisError, OSError) as error:

@@ -278,9 +278,12 @@ async def collect(ws: ClientConnection, duration: float) -> list[dict]:
     deadline = time.monotonic() + duration
     while (left := deadline - time.monotonic()) > 0:
         try:
-            frames.append(await next_fleet(ws, left))
+            frame = await next_fleet(ws, left)
         except TimeoutError:
             break
+        # Sent at its timestamp, never before (the leader builds it ahead).
+        assert time.time() >= built_at(frame), frame["timestamp"]
+        frames.append(frame)
     return frames
 
 
