@@ -58,6 +58,9 @@ logger = logging.getLogger(__name__)
 # How often every socket's access is read again when AUTH_USER_CACHE_SECONDS is 0
 # (nothing remembered): a change without a signal closes its sockets this soon.
 SWEEP_SECONDS = 5.0
+# Otherwise every this share of AUTH_USER_CACHE_SECONDS: what is remembered of
+# each socket's user is read again before it lapses.
+SWEEP_SHARE = 0.9
 
 # Before a host's first snapshot reaches a process that has viewers of it, allow
 # this much beyond MISSED_INTERVALS intervals: the time its agent takes to go live.
@@ -315,7 +318,12 @@ class Fanout:
             for member in viewers
             if users is None or member.user_id in users
         ]
-        user_ids = sorted({member.user_id for member in members})
+        user_ids = {member.user_id for member in members}
+        if fresh and users is None:
+            # The fleet viewers' users too: their frames then find them remembered
+            # instead of waiting for the database.
+            user_ids |= {member.user_id for member in self.fleet.members}
+        user_ids = sorted(user_ids)
         found = await asyncio.gather(
             *(get_access().get(user_id, fresh=fresh) for user_id in user_ids),
             return_exceptions=True,
@@ -335,12 +343,15 @@ class Fanout:
         await self.dispatch(lost, close)
 
     async def sweep_access(self) -> None:
-        """While the process has sockets: every AUTH_USER_CACHE_SECONDS (or
-        SWEEP_SECONDS when nothing is remembered), read every socket's user's
-        hosts again, so that a change no signal announced (a queryset update, raw
-        SQL) closes the sockets it concerns in that time too."""
+        """While the process has sockets: a little more often than every
+        AUTH_USER_CACHE_SECONDS (or every SWEEP_SECONDS when nothing is
+        remembered), read every socket's user's hosts again, so that a change no
+        signal announced (a queryset update, raw SQL) closes the sockets it
+        concerns in that time too, and what is remembered of them never lapses
+        under a fleet frame."""
         while True:
-            await asyncio.sleep(settings.AUTH_USER_CACHE_SECONDS or SWEEP_SECONDS)
+            lifetime = settings.AUTH_USER_CACHE_SECONDS
+            await asyncio.sleep(SWEEP_SHARE * lifetime or SWEEP_SECONDS)
             try:
                 await self.recheck_access(None, None, fresh=True)
             except Exception:

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User
 from core import closes, instruments
 from core.keys import redis_key
+from metrics import access
 from metrics.fanout import get_fanout
 from metrics.fleet import FLEET_GROUP, make_fleet_event
 from metrics.hosts import create_host
@@ -24,6 +25,7 @@ from metrics.store import store_snapshot
 from metrics.viewers import count_viewers
 from monitor.asgi import application
 from tests.integration.conftest import ORIGIN
+from tests.support.calls import recorded
 from tests.support.hosts import HOST, hold_host, host_event
 from tests.support.waiting import eventually, eventually_equal
 
@@ -157,6 +159,23 @@ async def test_a_user_gets_only_the_hosts_granted_to_them(fleet_socket, db):
         [],
         ["beta"],
     ]
+
+
+async def test_a_fleet_viewers_hosts_are_read_again_before_they_lapse(
+    fleet_socket, db, settings, monkeypatch
+):
+    # With only fleet sockets open, the sweep still reads their users again (as
+    # often as it reads those of metrics sockets), so that a frame does not wait for
+    # the database when what was remembered lapses.
+    settings.AUTH_USER_CACHE_SECONDS = 0.5
+    some = await make_user("some", "beta")
+    loads = recorded(monkeypatch, access, "read_visible_hosts")
+    await receive_fleet(await fleet_socket(token_of(some)))
+    await eventually(
+        lambda: loads.count(str(some.pk)) >= 3,
+        3,
+        "the fleet viewer's user was not read again",
+    )
 
 
 @pytest.mark.parametrize(
