@@ -17,6 +17,7 @@ from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from core import closes
 from core.loop_local import LoopLocal
+from core.remembered import Remembered
 from core.singleflight import SingleFlight
 
 CHECK_ERRORS = (AuthenticationFailed, ValidationError, ValueError, TypeError, KeyError)
@@ -92,6 +93,11 @@ def issued_for(token: Token, user: AbstractBaseUser) -> bool:
     return claim == get_md5_hash_password(user.password)
 
 
+def user_cache_seconds() -> float:
+    """How long what a process read of a user is trusted: AUTH_USER_CACHE_SECONDS."""
+    return settings.AUTH_USER_CACHE_SECONDS
+
+
 class ActiveUsers:
     """Active users by id, as a web process last read them from the database.
 
@@ -103,11 +109,8 @@ class ActiveUsers:
     tables).
     """
 
-    # Past this many entries, expired ones are dropped as new ones come in.
-    PRUNE_ABOVE = 1000
-
     def __init__(self) -> None:
-        self.users: dict[str, tuple[AbstractBaseUser, float]] = {}
+        self.users: Remembered[AbstractBaseUser] = Remembered(user_cache_seconds)
         self.lookups: SingleFlight[AbstractBaseUser | None] = SingleFlight()
         # Bumped by forget() and invalidate(): what was read before may be stale.
         self.generation = 0
@@ -122,8 +125,8 @@ class ActiveUsers:
             cached = self.users.get(user_id)
             # A token from before a password change is not trusted on memory: the
             # memory may be what is out of date (a change without signals).
-            if cached and self.fresh(cached[1]) and issued_for(validated, cached[0]):
-                return cached[0], generation
+            if cached is not None and issued_for(validated, cached):
+                return cached, generation
             # Shared by overlapping lookups of the user, whatever their tokens: each
             # caller checks its own token against what was read.
             user = await self.lookups.run(user_id, lambda: self.load(user_id))
@@ -133,27 +136,17 @@ class ActiveUsers:
                     return None, generation
                 return user, generation
 
-    def fresh(self, read_at: float) -> bool:
-        """Whether an entry read at `read_at` (monotonic) may still be trusted."""
-        return time.monotonic() - read_at < settings.AUTH_USER_CACHE_SECONDS
-
     async def load(self, user_id: str) -> AbstractBaseUser | None:
         """Read the user from the database and remember an active one."""
         started, generation = time.monotonic(), self.generation
         user = await check_user(user_id)
         if user is not None and generation == self.generation:
-            self.users[user_id] = (user, started)
-            if len(self.users) > self.PRUNE_ABOVE:
-                self.users = {
-                    key: entry
-                    for key, entry in self.users.items()
-                    if self.fresh(entry[1])
-                }
+            self.users.put(user_id, user, started)
         return user
 
     def forget(self, user_id: object) -> None:
         """Drop a user, so that the next socket of theirs reads the database."""
-        self.users.pop(str(user_id), None)
+        self.users.pop(str(user_id))
         self.lookups.forget(str(user_id))
         self.generation += 1
 

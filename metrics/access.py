@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Exists, Q
 
+from accounts.tokens import user_cache_seconds
 from core.loop_local import LoopLocal
+from core.remembered import Remembered
 from core.singleflight import SingleFlight
 from metrics.directory import get_directory
 from metrics.models import Host
@@ -53,11 +54,8 @@ read_visible_hosts = database_sync_to_async(visible_host_names, thread_sensitive
 class HostAccess:
     """This process's memory of which hosts each user (by id) may see."""
 
-    # Past this many entries, expired ones are dropped as new ones come in.
-    PRUNE_ABOVE = 1000
-
     def __init__(self) -> None:
-        self.hosts: dict[str, tuple[frozenset[str], float]] = {}
+        self.hosts: Remembered[frozenset[str]] = Remembered(user_cache_seconds)
         self.lookups: SingleFlight[frozenset[str]] = SingleFlight()
         # Bumped whenever what was read before may be stale: a check made in an
         # earlier generation is made again (HostChoice.still_visible).
@@ -75,8 +73,8 @@ class HostAccess:
         while True:
             generation, now = self.generation, time.monotonic()
             cached = self.hosts.get(key)
-            if cached and self.heard and not fresh and self.fresh(cached[1]):
-                return cached[0], generation
+            if cached is not None and self.heard and not fresh:
+                return cached, generation
             hosts = await self.lookups.run(
                 key, lambda: self.load(key), not_before=now if fresh else None
             )
@@ -84,22 +82,12 @@ class HostAccess:
             if generation == self.generation:
                 return hosts, generation
 
-    def fresh(self, read_at: float) -> bool:
-        """Whether an entry read at `read_at` (monotonic) may still be trusted."""
-        return time.monotonic() - read_at < settings.AUTH_USER_CACHE_SECONDS
-
     async def load(self, key: str) -> frozenset[str]:
         """Read the user's hosts from the database and remember them."""
         started, generation = time.monotonic(), self.generation
         hosts = await read_visible_hosts(key)
         if generation == self.generation:
-            self.hosts[key] = (hosts, started)
-            if len(self.hosts) > self.PRUNE_ABOVE:
-                self.hosts = {
-                    user: entry
-                    for user, entry in self.hosts.items()
-                    if self.fresh(entry[1])
-                }
+            self.hosts.put(key, hosts, started)
         return hosts
 
     def forget(self, user_ids: Iterable[str] | None) -> None:
@@ -110,7 +98,7 @@ class HostAccess:
             self.lookups.clear()
         else:
             for user_id in user_ids:
-                self.hosts.pop(user_id, None)
+                self.hosts.pop(user_id)
                 self.lookups.forget(user_id)
         self.generation += 1
 
